@@ -1,0 +1,1 @@
+"""Adapters: the only code that talks to servers, files and the database."""

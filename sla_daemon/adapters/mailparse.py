@@ -1,0 +1,380 @@
+"""Raw message bytes to ``MessageFacts``, with mail-parser (import name ``mailparser``).
+
+This is a pure conversion: no I/O, no clock (``now`` comes in as an argument). Any input
+either becomes facts or raises ``MalformedMessage`` with a short reason; mail from the
+wild is broken in every conceivable way, and one bad message must never stop a sync.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import email.utils
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.message import Message
+
+import mailparser
+
+from sla_daemon.adapters.mailtext import (
+    collapse,
+    decode_bytes,
+    decode_header,
+    first_message_id,
+    first_text_part,
+    html_to_text,
+    id_tokens,
+    normalise_body,
+    parse_addresses,
+    raw_header_bytes,
+)
+from sla_daemon.core.model import FolderKind, MessageFacts
+from sla_daemon.errors import PermanentError
+
+SELECTED_HEADERS = (
+    "auto-submitted",
+    "precedence",
+    "list-id",
+    "list-unsubscribe",
+    "list-post",
+    "x-autoreply",
+    "x-autorespond",
+    "x-auto-response-suppress",
+    "return-path",
+    "x-sla-daemon",
+    "x-sla-notice-key",
+    "x-sla-action-plan",
+    "x-loop",
+    "x-mailer",
+    "feedback-type",
+)
+"""Header fields kept in ``MessageFacts.headers`` (classification needs them later)."""
+
+HEADER_VALUE_LIMIT = 1000
+"""Characters kept of each selected header value."""
+
+SYNTHETIC_ID_DOMAIN = "sla-daemon.invalid"
+"""Domain of Message-IDs made up for messages that carry none (RFC 2606 ``.invalid``)."""
+
+# The stdlib parser behind mail-parser holds several copies of a message (about eight
+# times its size at peak, measured on a 28 MB attachment), so only a prefix is parsed.
+# The body text is nearly always in the first part; attachments come later and are
+# never needed, so the budget is a generous multiple of the body limit.
+_MIN_BODY_BUDGET = 4 * 1024 * 1024
+_BODY_BUDGET_FACTOR = 16
+_HEADER_BUDGET = 1024 * 1024
+_MAX_ZONE_HOURS = 14
+
+_BLANK_LINE = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?:\r\n|\r(?!\n)|\n)")
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+_OBSOLETE_FIELD_NAME = re.compile(rb"(\A|\n|\r)([!-9;-~]+)[ \t]+:")
+
+# Fields that make a header block recognisably mail rather than random "a: b" lines.
+_MAIL_FIELDS = frozenset(
+    {
+        "from",
+        "to",
+        "cc",
+        "sender",
+        "reply-to",
+        "subject",
+        "date",
+        "message-id",
+        "in-reply-to",
+        "references",
+        "received",
+        "return-path",
+        "mime-version",
+        "content-type",
+        "delivered-to",
+    }
+)
+
+
+class MalformedMessage(PermanentError):
+    """The bytes cannot be turned into a message; ``reason`` says why, in a short phrase."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    """What the parser produced: the header tree plus its own readings of date and body."""
+
+    message: Message
+    date: datetime | None
+    plain: str | None
+    html: str | None
+
+
+def parse_message(
+    raw: bytes,
+    *,
+    mailbox: str,
+    folder: str,
+    folder_kind: FolderKind,
+    internaldate: datetime | None,
+    flags: Sequence[str] = (),
+    max_body_bytes: int = 262144,
+    now: datetime,
+    extra_headers: Sequence[str] = (),
+) -> MessageFacts:
+    """Turn one raw message into ``MessageFacts``.
+
+    ``internaldate`` (the server's arrival time) becomes ``arrived_at``; without it the
+    Date header is used, clamped to ``now`` when it lies in the future, and ``now`` when
+    there is no usable Date either. A message without a usable Message-ID gets a stable
+    one made from a hash of its bytes (``synthetic_id=True``).
+
+    Raises ``MalformedMessage`` when nothing usable can be extracted, and nothing else.
+    """
+    try:
+        return _parse(
+            raw,
+            mailbox=mailbox,
+            folder=folder,
+            folder_kind=folder_kind,
+            internaldate=internaldate,
+            flags=flags,
+            max_body_bytes=max_body_bytes,
+            now=now,
+            extra_headers=extra_headers,
+        )
+    except MalformedMessage:
+        raise
+    except Exception as exc:  # the promise to callers: one exception type, with a reason
+        raise MalformedMessage(f"unexpected {_describe(exc)}") from exc
+
+
+def _parse(
+    raw: bytes,
+    *,
+    mailbox: str,
+    folder: str,
+    folder_kind: FolderKind,
+    internaldate: datetime | None,
+    flags: Sequence[str],
+    max_body_bytes: int,
+    now: datetime,
+    extra_headers: Sequence[str],
+) -> MessageFacts:
+    if not isinstance(raw, bytes | bytearray | memoryview):
+        raise MalformedMessage(f"expected bytes, got {type(raw).__name__}")
+    raw = bytes(raw)
+    if not raw.strip():
+        raise MalformedMessage("empty message")
+    parsed = _parse_tree(_prepare(raw, max_body_bytes))
+    message = parsed.message
+    names = {name.lower() for name in message}
+    if not names:
+        raise MalformedMessage("no header block (the first line is not a header field)")
+    if not names & _MAIL_FIELDS:
+        raise MalformedMessage("no mail header fields (no From, To, Subject, Date, ...)")
+
+    values = _HeaderValues(message)
+    hint = _charset_hint(message)
+    message_id = first_message_id(values.first("message-id"))
+    synthetic = message_id is None
+    if message_id is None:
+        message_id = f"{hashlib.sha256(raw).hexdigest()[:32]}@{SYNTHETIC_ID_DOMAIN}"
+    in_reply_to = next(iter(id_tokens(values.first("in-reply-to"))), None)
+    references = tuple(
+        dict.fromkeys(ref for ref in id_tokens(values.first("references")) if ref != message_id)
+    )
+    senders = parse_addresses(values.all("from")[:1], hint)
+    date = parsed.date
+    body = parsed.plain if parsed.plain is not None else html_to_text(parsed.html or "")
+    return MessageFacts(
+        message_id=message_id,
+        arrived_at=_arrived_at(internaldate, date, now),
+        subject=decode_header(values.first("subject") or "", hint),
+        sender=senders[0] if senders else None,
+        reply_to=parse_addresses(values.all("reply-to"), hint),
+        to=parse_addresses(values.all("to"), hint),
+        cc=parse_addresses(values.all("cc"), hint),
+        in_reply_to=in_reply_to if in_reply_to != message_id else None,
+        references=references,
+        date=date,
+        headers=_selected_headers(message, extra_headers, hint),
+        keywords=tuple(flags),
+        body_text=normalise_body(body or "", max_body_bytes),
+        content_type=message.get_content_type().lower(),
+        mailbox=mailbox,
+        folder=folder,
+        folder_kind=folder_kind,
+        synthetic_id=synthetic,
+    )
+
+
+# -- getting a parse tree ----------------------------------------------------------------
+
+
+def _prepare(raw: bytes, max_body_bytes: int) -> bytes:
+    """Return the part of ``raw`` worth parsing: NULs removed, the body cut to a budget.
+
+    NULs carry no meaning in mail and make some codec lookups raise. Blank lines before
+    the first header would make the parser read the whole message as a body, and so
+    would the obsolete "Name : value" (RFC 5322 section 4.5 says to accept it; the stdlib
+    does not), so that space is removed.
+    """
+    data = raw.replace(b"\0", b"") if b"\0" in raw else raw
+    data = data.lstrip(b"\r\n")
+    blank = _BLANK_LINE.search(data)
+    header_end = blank.start() if blank else len(data)
+    if header_end > _HEADER_BUDGET:
+        data, header_end = _cut_at_line(data, _HEADER_BUDGET) + b"\n\n", _HEADER_BUDGET
+    else:
+        budget = max(_MIN_BODY_BUDGET, _BODY_BUDGET_FACTOR * max_body_bytes)
+        if len(data) - header_end > budget:
+            data = _cut_at_line(data, header_end + budget)
+    head = _OBSOLETE_FIELD_NAME.sub(rb"\1\2:", data[:header_end])
+    return head + data[header_end:]
+
+
+def _cut_at_line(data: bytes, limit: int) -> bytes:
+    """Cut ``data`` to at most ``limit`` bytes, after the last complete line if there is one."""
+    head = data[:limit]
+    ends = [match.end() for match in _LINE_END.finditer(head, max(0, limit - 65536))]
+    return head[: ends[-1]] if ends else head
+
+
+def _parse_tree(data: bytes) -> _Parsed:
+    """Parse with mail-parser; fall back to the stdlib alone when mail-parser itself fails.
+
+    mail-parser raises on some real mail that the stdlib reads fine (for instance an
+    AttributeError on multiparts whose closing boundary is missing, as in SendGrid
+    bounces); losing such a message to a library bug would be worse than the fallback.
+    """
+    try:
+        parsed = mailparser.parse_from_bytes(data)
+    except Exception as library_error:
+        try:
+            message = email.message_from_bytes(data, policy=email.policy.compat32)
+        except Exception:
+            raise MalformedMessage(
+                f"mail-parser failed: {_describe(library_error)}"
+            ) from library_error
+        return _Parsed(
+            message=message,
+            date=_stdlib_date(message),
+            plain=first_text_part(message, "plain"),
+            html=first_text_part(message, "html"),
+        )
+    message = parsed.message
+    if message is None:
+        raise MalformedMessage("mail-parser returned no message")
+    date = _mailparser_date(parsed.date, parsed.timezone)
+    plain, html = parsed.text_plain, parsed.text_html
+    return _Parsed(
+        message=message,
+        date=date if date else _stdlib_date(message),
+        plain=str(plain[0]) if plain else None,
+        html=str(html[0]) if html else None,
+    )
+
+
+def _mailparser_date(value: object, zone: object) -> datetime | None:
+    """mail-parser's UTC date, with an impossible zone offset ignored.
+
+    It accepts any two-digit hour offset, so "-3000" shifts a date by 30 hours; no
+    real zone is further than 14 hours from UTC, and such a time is read as UTC instead.
+    """
+    if not isinstance(value, datetime):
+        return None
+    try:
+        hours = float(str(zone))
+    except ValueError:
+        hours = 0.0
+    if abs(hours) > _MAX_ZONE_HOURS:
+        value += timedelta(hours=hours)
+    return _utc(value)
+
+
+def _stdlib_date(message: Message) -> datetime | None:
+    """Read the Date header with the stdlib's more lenient parser.
+
+    mail-parser rejects dates RFC 5322 forbids but clients still write (no zone, no
+    space before the zone); a date that is off by a zone beats none for ordering.
+    """
+    value = _HeaderValues(message).first("date")
+    if value is None:
+        return None
+    try:
+        parsed = email.utils.parsedate_to_datetime(collapse(decode_bytes(raw_header_bytes(value))))
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if parsed.year < 1900:  # a year like 0500 is a typo, not a date (mail-parser agrees)
+        return None
+    return _utc(parsed)
+
+
+# -- fields ------------------------------------------------------------------------------
+
+
+class _HeaderValues:
+    """Raw header values by lower-cased name, in message order."""
+
+    def __init__(self, message: Message) -> None:
+        self._values: dict[str, list[str]] = {}
+        for name, value in message.raw_items():
+            self._values.setdefault(name.lower(), []).append(str(value))
+
+    def first(self, name: str) -> str | None:
+        values = self._values.get(name)
+        return values[0] if values else None
+
+    def all(self, name: str) -> list[str]:
+        return self._values.get(name, [])
+
+
+def _selected_headers(
+    message: Message, extra: Sequence[str], hint: str | None
+) -> tuple[tuple[str, str], ...]:
+    """The first occurrence of each wanted header, decoded and cut to a sane length."""
+    wanted = set(SELECTED_HEADERS) | {name.lower() for name in extra}
+    found: dict[str, str] = {}
+    for name, value in message.raw_items():
+        key = name.lower()
+        if key in wanted and key not in found:
+            found[key] = decode_header(value, hint)[:HEADER_VALUE_LIMIT]
+    return tuple(found.items())
+
+
+def _charset_hint(message: Message) -> str | None:
+    """The first charset a text part declares: the best guess for 8-bit header bytes."""
+    for index, part in enumerate(message.walk()):
+        if index >= 8:  # the top parts say it if anything does; never walk a huge tree
+            break
+        try:
+            charset = part.get_content_charset()
+        except Exception:  # a broken Content-Type costs the hint only
+            continue
+        if charset and charset not in ("us-ascii", "ascii"):
+            return charset
+    return None
+
+
+def _arrived_at(internaldate: datetime | None, date: datetime | None, now: datetime) -> datetime:
+    if internaldate is not None:
+        return _utc(internaldate)
+    now = _utc(now)
+    if date is not None:
+        return min(date, now)
+    return now
+
+
+def _utc(value: datetime) -> datetime:
+    """An aware UTC datetime; a naive one is taken to be UTC already."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__

@@ -1,0 +1,346 @@
+"""Turns a decision into the email that carries it: Jinja2 templates -> ``EmailMessage``.
+
+Each notice kind has a template pair, ``<kind>.txt.j2`` and ``<kind>.html.j2``. Both get
+the same plain dict from :func:`notice_context`, whose docstring is the reference for
+anyone who overrides the templates (``templates_dir`` in the configuration).
+
+Everything a client controls (subject, display name, Message-IDs) is cleaned before it
+enters a header, and the HTML templates autoescape, so a hostile subject can neither add
+headers nor inject markup.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import re
+import unicodedata
+from datetime import UTC, datetime, tzinfo
+from email.header import Header
+from email.headerregistry import Address as HeaderAddress
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import jinja2
+
+from sla_daemon.core.model import (
+    Account,
+    ClockName,
+    ConversationStatus,
+    Decision,
+    MessageFacts,
+    NoticeKind,
+    Team,
+)
+from sla_daemon.errors import ConfigError
+from sla_daemon.units import readable_duration
+
+HEADER_TEXT_LIMIT = 200
+"""Longest client-supplied text (in characters) that goes into one header."""
+
+_MAX_REFERENCES = 20
+"""References kept in an auto-ack; RFC 5322 allows trimming all but the first and last."""
+
+_CLOCK_LABELS = {
+    ClockName.ACKNOWLEDGE: "acknowledgement",
+    ClockName.ACTION_PLAN: "action plan",
+}
+_CLOCK_DESCRIPTIONS = {
+    ClockName.ACKNOWLEDGE: "acknowledge the client's email",
+    ClockName.ACTION_PLAN: "send findings and an action plan",
+}
+
+# Reply prefixes of the common mail clients and languages, optionally numbered ("Re[2]:")
+# and with a full-width colon as East Asian clients write it.
+_REPLY_PREFIX = re.compile(
+    r"^\s*(?:re|aw|sv|vs|antw|antwort|odp|ref|réf|rif|ynt|απ|回复|答复|回覆)"
+    r"\s*(?:\[\d+\]|\(\d+\))?\s*[:\uff1a]",
+    re.IGNORECASE,
+)
+
+
+def sanitize_header_text(text: str, limit: int = HEADER_TEXT_LIMIT) -> str:
+    """Make client-supplied text safe for one header value.
+
+    Control characters (CR and LF included) and Unicode line/paragraph separators become
+    spaces, lone surrogates left over from undecodable bytes are dropped, runs of
+    whitespace collapse to one space, and the result is cut to ``limit`` characters
+    (ending in an ellipsis when cut).
+    """
+    cleaned = []
+    for char in text:
+        category = unicodedata.category(char)
+        if category == "Cs":
+            continue
+        cleaned.append(" " if category in ("Cc", "Zl", "Zp") else char)
+    collapsed = " ".join("".join(cleaned).split())
+    if len(collapsed) > limit:
+        return collapsed[: limit - 1].rstrip() + "…"
+    return collapsed
+
+
+def notice_message_id(key: str, domain: str) -> str:
+    """Return the Message-ID of the notice with outbox key ``key``.
+
+    It depends only on the key, so a notice sent again after a crash carries the same id
+    and the recipient's mail client shows it once.
+    """
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+    return f"<{digest}.sla@{domain}>"
+
+
+def reply_subject(subject: str) -> str:
+    """Return the subject of a reply: ``Re: <subject>`` unless it already is a reply."""
+    clean = sanitize_header_text(subject) or "(no subject)"
+    if _REPLY_PREFIX.match(clean):
+        return clean
+    return f"Re: {clean}"
+
+
+def format_local_time(moment: datetime, zone: tzinfo) -> str:
+    """Print an instant in ``zone`` with the zone's abbreviation and UTC offset.
+
+    Example: ``Tue 10 Mar 2026 14:05 CET (UTC+01:00)``. A naive datetime is taken as UTC.
+    """
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    local = moment.astimezone(zone)
+    offset = local.strftime("%z")
+    return f"{local:%a %d %b %Y %H:%M} {local.tzname()} (UTC{offset[:3]}:{offset[3:]})"
+
+
+def _message_id_token(raw: str) -> str:
+    """A Message-ID from a client, wrapped in angle brackets, with nothing that could fold."""
+    inner = "".join(c for c in raw if not c.isspace() and unicodedata.category(c)[0] != "C")
+    return f"<{inner.strip('<>')}>"
+
+
+def _set_text_header(message: EmailMessage, name: str, value: str) -> None:
+    """Add a free-text header so that it survives the trip through any mail client.
+
+    The email package's own folder of non-ASCII headers sometimes adds or drops spaces
+    (and can write empty encoded words); the older ``Header`` encoder round-trips exactly,
+    and its ASCII output, already folded, is sent unchanged. Text that merely looks like
+    an encoded word (``=?``) is encoded too, so that no client decodes what the client
+    wrote.
+    """
+    if value.isascii() and "=?" not in value:
+        message[name] = value
+        return
+    encoded = Header(value, "utf-8", header_name=name, maxlinelen=78).encode(linesep="\r\n")
+    message.set_raw(name, encoded)
+
+
+def notice_context(
+    decision: Decision,
+    status: ConversationStatus,
+    trigger: MessageFacts | None,
+    account: Account | None,
+    now: datetime,
+    team: Team,
+    zone: tzinfo,
+) -> dict[str, Any]:
+    """Build the variables every notice template receives (one plain dict).
+
+    Times are strings already formatted in the configured time zone, e.g.
+    ``Tue 10 Mar 2026 14:05 CET (UTC+01:00)``; durations read like ``1d 2h`` or ``45m``.
+    Variables that do not apply are ``None`` (test them with ``{% if ... %}``).
+
+    - ``kind``: ``auto_ack``, ``warning`` or ``breach``.
+    - ``team_name``, ``team_address``: the team and the address notices come from.
+    - ``account_name``: the client's account (``(no account)`` when unknown);
+      ``account_owner``: its owner's address or ``None``; ``escalate_to``: list of the
+      lead addresses that receive breaches.
+    - ``client_name``: the client's display name (may be empty); ``client_email``: their
+      address; ``client``: both together, e.g. ``Jane Roe <jane@globex.example>``.
+    - ``subject``: the client's subject, on one line.
+    - ``arrived_at``: when the client's message that opened the cycle arrived.
+    - ``clock``: ``acknowledge`` or ``action_plan`` (or ``None``); ``clock_label``: the
+      same in words (``acknowledgement``, ``action plan``); ``deadline_description``: what
+      the team promised, as a verb phrase (``acknowledge the client's email``,
+      ``send findings and an action plan``).
+    - ``due_at``: when the deadline is or was due; ``due_in``: time left (warnings);
+      ``late_by``: how late it is now (breaches).
+    - ``repetition``: 0 for the first breach notice sent for a clock, then 1, 2, ... for
+      each re-escalation that follows it; ``is_reminder``: whether it is above 0.
+    - ``level``: the engine's name for the notice level (e.g. ``warn-14400s``).
+    - ``conversation_id``, ``cycle``: what ``sla-daemon status`` shows.
+    - ``recipients``: list of the addresses the notice goes to.
+    - ``now``: when the notice was rendered; ``timezone``: the zone's name.
+    """
+    sender = trigger.sender if trigger is not None else None
+    client_email = sender.email if sender is not None else (status.client or "")
+    client_name = sanitize_header_text(sender.name) if sender is not None else ""
+    client = f"{client_name} <{client_email}>" if client_name else client_email
+
+    due_at = decision.due_at
+    if due_at is None and decision.clock is ClockName.ACKNOWLEDGE:
+        due_at = status.acknowledge_due
+    elif due_at is None and decision.clock is ClockName.ACTION_PLAN:
+        due_at = status.action_plan_due
+
+    due_in = late_by = None
+    if due_at is not None and decision.kind is NoticeKind.WARNING:
+        due_in = readable_duration(due_at - now)
+    elif due_at is not None and decision.kind is NoticeKind.BREACH:
+        late_by = readable_duration(now - due_at)
+
+    opened_at = status.opened_at or (trigger.arrived_at if trigger is not None else None)
+    account_name = account.name if account is not None else (status.account or "(no account)")
+    subject = status.subject or (trigger.subject if trigger is not None else "")
+    return {
+        "kind": str(decision.kind),
+        "team_name": team.name,
+        "team_address": team.from_address.email,
+        "account_name": account_name,
+        "account_owner": account.owner if account is not None else None,
+        "escalate_to": list(account.escalate_to) if account is not None else [],
+        "client_name": client_name,
+        "client_email": client_email,
+        "client": client,
+        "subject": sanitize_header_text(subject, limit=1000) or "(no subject)",
+        "arrived_at": format_local_time(opened_at, zone) if opened_at else None,
+        "clock": str(decision.clock) if decision.clock is not None else None,
+        "clock_label": _CLOCK_LABELS.get(decision.clock) if decision.clock else None,
+        "deadline_description": (
+            _CLOCK_DESCRIPTIONS.get(decision.clock) if decision.clock else None
+        ),
+        "due_at": format_local_time(due_at, zone) if due_at is not None else None,
+        "due_in": due_in,
+        "late_by": late_by,
+        "repetition": decision.reminder,
+        "is_reminder": decision.reminder > 0,
+        "level": decision.level,
+        "conversation_id": decision.conversation_id,
+        "cycle": decision.cycle,
+        "recipients": list(decision.recipients),
+        "now": format_local_time(now, zone),
+        "timezone": str(zone),
+    }
+
+
+def shipped_templates_dir() -> Path:
+    """Where the templates that come with the program are.
+
+    An installed wheel carries them inside the package; a source checkout (editable
+    install) keeps them in ``templates/`` at the repository root.
+    """
+    packaged = importlib.resources.files("sla_daemon") / "templates"
+    if packaged.is_dir():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parents[2] / "templates"
+
+
+class NoticeRenderer:
+    """Renders decisions into ready-to-send emails.
+
+    ``templates_dir`` (the operator's overrides) is searched before the shipped
+    templates, one file at a time, so overriding a single template is enough. Times are
+    shown in ``timezone`` (an IANA name such as ``Europe/Berlin``).
+    """
+
+    def __init__(self, templates_dir: Path | None, team: Team, timezone: str) -> None:
+        try:
+            self._zone: tzinfo = ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {timezone!r}") from exc
+        self._team = team
+        search_path = [shipped_templates_dir()]
+        if templates_dir is not None:
+            search_path.insert(0, templates_dir)
+        self.search_path: tuple[Path, ...] = tuple(search_path)
+        """The directories templates are looked up in, first match wins."""
+        self._env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(search_path),
+            undefined=jinja2.StrictUndefined,
+            autoescape=jinja2.select_autoescape(
+                enabled_extensions=("html.j2",), default_for_string=False, default=False
+            ),
+            keep_trailing_newline=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+
+    def check_templates(self) -> None:
+        """Load every template once; raise ``ConfigError`` naming each one that fails.
+
+        Meant for ``check-config``, so that a broken override is found before a deadline.
+        """
+        problems = []
+        for kind in NoticeKind:
+            for suffix in ("txt", "html"):
+                name = f"{kind}.{suffix}.j2"
+                try:
+                    self._env.get_template(name)
+                except jinja2.TemplateError as exc:
+                    problems.append(f"template {name}: {exc}")
+        if problems:
+            raise ConfigError(problems)
+
+    def render(
+        self,
+        decision: Decision,
+        status: ConversationStatus,
+        trigger: MessageFacts | None,
+        account: Account | None,
+        now: datetime,
+    ) -> EmailMessage:
+        """Build the multipart/alternative email (text, then HTML) for ``decision``.
+
+        ``trigger`` is the client message the notice is about (the auto-ack replies to
+        it). Raises ``jinja2.TemplateError`` when a template is broken and ``ValueError``
+        when a recipient is not a valid address.
+        """
+        context = notice_context(decision, status, trigger, account, now, self._team, self._zone)
+        text = self._env.get_template(f"{decision.kind}.txt.j2").render(context)
+        html = self._env.get_template(f"{decision.kind}.html.j2").render(context)
+
+        message = EmailMessage(policy=SMTP)
+        sender = self._team.from_address
+        message["From"] = HeaderAddress(
+            display_name=sanitize_header_text(sender.name or self._team.name),
+            addr_spec=sender.email,
+        )
+        message["To"] = [HeaderAddress(addr_spec=r.strip()) for r in decision.recipients]
+        message["Date"] = format_datetime(now if now.tzinfo else now.replace(tzinfo=UTC))
+        message["Message-ID"] = notice_message_id(decision.key, sender.domain)
+        _set_text_header(message, "Subject", self._subject(decision, context))
+        if decision.kind is NoticeKind.AUTO_ACK:
+            message["Auto-Submitted"] = "auto-replied"
+            if trigger is not None and not trigger.synthetic_id:
+                # A made-up id would thread the reply to nothing in the client's mailbox.
+                parent = _message_id_token(trigger.message_id)
+                chain = [_message_id_token(r) for r in trigger.references] + [parent]
+                if len(chain) > _MAX_REFERENCES:
+                    chain = [chain[0], *chain[-(_MAX_REFERENCES - 1) :]]
+                message["In-Reply-To"] = parent
+                message["References"] = " ".join(chain)
+        else:
+            message["Auto-Submitted"] = "auto-generated"
+        message["X-Auto-Response-Suppress"] = "All"
+        message["X-SLA-Daemon"] = str(decision.kind)
+        message["X-SLA-Notice-Key"] = sanitize_header_text(decision.key, limit=500)
+        message.set_content(text, cte="quoted-printable")
+        message.add_alternative(html, subtype="html", cte="quoted-printable")
+        return message
+
+    @staticmethod
+    def _subject(decision: Decision, context: dict[str, Any]) -> str:
+        """The Subject header: a reply for the client, a one-line summary for the team."""
+        subject = sanitize_header_text(context["subject"])
+        if decision.kind is NoticeKind.AUTO_ACK:
+            return reply_subject(subject)
+        account = sanitize_header_text(context["account_name"], limit=60)
+        what = context["clock_label"] or "deadline"
+        if decision.kind is NoticeKind.WARNING:
+            timing = f"due in {context['due_in']}" if context["due_in"] else "due soon"
+            tag = "[SLA warning]"
+        else:
+            timing = f"{context['late_by']} late" if context["late_by"] else "missed"
+            reminder = f", reminder {decision.reminder}" if decision.reminder else ""
+            tag = f"[SLA breach{reminder}]"
+        return f'{tag} {account}: {what} {timing} — "{subject}"'

@@ -1,0 +1,194 @@
+"""Delivers notices over SMTP with smtplib, and sorts every failure into retry or give up.
+
+The sorting is the point of this module: the outbox retries a ``TransientError`` later
+(network trouble, timeouts, a server that hung up, 4xx replies) and records a
+``PermanentError`` for a person to look at (5xx replies, refused credentials, a
+certificate that does not verify).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import smtplib
+import ssl
+from email.message import EmailMessage
+from typing import Literal
+
+import structlog
+
+from sla_daemon.errors import PermanentError, TransientError
+
+Security = Literal["tls", "starttls", "none"]
+"""How the connection is protected: implicit TLS, STARTTLS, or not at all (loopback)."""
+
+_log = structlog.get_logger(__name__)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine (``localhost`` or a loopback IP literal).
+
+    Names are not resolved: a DNS answer must not decide whether a password travels in
+    clear.
+    """
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _reply_text(raw: bytes | str) -> str:
+    """A server reply as text, whatever encoding the server used."""
+    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+
+
+class SmtpSender:
+    """A ``NoticeSender`` that opens one SMTP connection per message.
+
+    Certificates are verified against the system trust store unless ``ssl_context``
+    says otherwise. ``security="none"`` is refused (``ValueError``) unless ``host`` is a
+    loopback address. The login happens only when ``username`` is set.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        security: Security,
+        username: str | None,
+        password: str | None,
+        timeout: float = 30.0,
+        ssl_context: ssl.SSLContext | None = None,
+        local_hostname: str | None = None,
+    ) -> None:
+        if security not in ("tls", "starttls", "none"):
+            raise ValueError(f"unknown SMTP security {security!r} (tls, starttls or none)")
+        if security == "none" and not is_loopback(host):
+            raise ValueError(
+                f"refusing an unencrypted SMTP connection to {host}: "
+                "security none is only allowed to a loopback address"
+            )
+        self.host = host
+        self.port = port
+        self.security: Security = security
+        self.username = username
+        self._password = password
+        self.timeout = timeout
+        self._ssl_context = ssl_context or ssl.create_default_context()
+        self._local_hostname = local_hostname
+
+    def __repr__(self) -> str:
+        # Spelled out so that the password can never reach a log line through repr().
+        return (
+            f"SmtpSender(host={self.host!r}, port={self.port}, security={self.security!r}, "
+            f"username={self.username!r})"
+        )
+
+    @property
+    def _server(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def send(self, message: EmailMessage) -> None:
+        """Deliver ``message`` to the recipients in its To/Cc/Bcc headers.
+
+        Recipients the server refuses while accepting others are logged (one warning
+        each) and otherwise ignored. Raises ``TransientError`` or ``PermanentError``.
+        """
+        if not any(message.get_all(name) for name in ("To", "Cc", "Bcc")):
+            raise PermanentError("the message has no recipients (To, Cc and Bcc are empty)")
+        try:
+            refused = self._deliver(message)
+        except smtplib.SMTPAuthenticationError as exc:
+            raise self._login_error(exc) from exc
+        except smtplib.SMTPRecipientsRefused as exc:
+            raise self._recipients_error(exc.recipients) from exc
+        except smtplib.SMTPResponseException as exc:
+            text = f"{exc.smtp_code} {_reply_text(exc.smtp_error)}"
+            if 400 <= exc.smtp_code < 500:
+                raise TransientError(f"SMTP server {self._server} deferred: {text}") from exc
+            raise PermanentError(f"SMTP server {self._server} refused: {text}") from exc
+        except smtplib.SMTPServerDisconnected as exc:
+            raise TransientError(
+                f"SMTP server {self._server} closed the connection: {exc}"
+            ) from exc
+        except smtplib.SMTPNotSupportedError as exc:
+            raise PermanentError(
+                f"SMTP server {self._server} does not support what the configuration needs: {exc}"
+            ) from exc
+        except smtplib.SMTPException as exc:
+            raise PermanentError(f"SMTP with {self._server} failed: {exc}") from exc
+        except ssl.SSLCertVerificationError as exc:
+            # Retrying will not make the certificate valid; a person has to look.
+            raise PermanentError(
+                f"the TLS certificate of SMTP server {self._server} did not verify: "
+                f"{exc.verify_message or exc}"
+            ) from exc
+        except OSError as exc:  # refused, reset, unreachable, timed out
+            raise TransientError(f"cannot reach SMTP server {self._server}: {exc}") from exc
+        for recipient, (code, reply) in refused.items():
+            _log.warning(
+                "smtp_recipient_refused",
+                server=self._server,
+                recipient=recipient,
+                code=code,
+                reply=_reply_text(reply),
+                message_id=message.get("Message-ID"),
+            )
+        _log.debug("smtp_sent", server=self._server, message_id=message.get("Message-ID"))
+
+    def _deliver(self, message: EmailMessage) -> dict[str, tuple[int, bytes]]:
+        """Connect, secure, log in and hand the message over; return refused recipients."""
+        connection = self._connect()
+        try:
+            if self.security == "starttls":
+                connection.starttls(context=self._ssl_context)
+            if self.username:
+                connection.login(self.username, self._password or "")
+            return connection.send_message(message)
+        finally:
+            # Once the message is accepted a failing QUIT must not turn success into an
+            # error, or the outbox would send the notice twice.
+            try:
+                connection.quit()
+            except (smtplib.SMTPException, OSError):
+                connection.close()
+
+    def _connect(self) -> smtplib.SMTP:
+        if self.security == "tls":
+            return smtplib.SMTP_SSL(
+                self.host,
+                self.port,
+                local_hostname=self._local_hostname,
+                timeout=self.timeout,
+                context=self._ssl_context,
+            )
+        return smtplib.SMTP(
+            self.host, self.port, local_hostname=self._local_hostname, timeout=self.timeout
+        )
+
+    def _login_error(self, exc: smtplib.SMTPAuthenticationError) -> TransientError | PermanentError:
+        """Describe a refused login by server and user; never repeat the password."""
+        reply = _reply_text(exc.smtp_error)
+        if self._password:
+            reply = reply.replace(self._password, "[redacted]")
+        text = (
+            f"SMTP server {self._server} refused the login of user {self.username!r}: "
+            f"{exc.smtp_code} {reply}"
+        )
+        if 400 <= exc.smtp_code < 500:
+            return TransientError(text)
+        return PermanentError(text + " (check the SMTP username and password)")
+
+    def _recipients_error(
+        self, recipients: dict[str, tuple[int, bytes]]
+    ) -> TransientError | PermanentError:
+        """All recipients were refused: retry only if every refusal was temporary."""
+        details = "; ".join(
+            f"{address}: {code} {_reply_text(reply)}"
+            for address, (code, reply) in recipients.items()
+        )
+        text = f"SMTP server {self._server} refused every recipient ({details})"
+        if recipients and all(400 <= code < 500 for code, _ in recipients.values()):
+            return TransientError(text)
+        return PermanentError(text)

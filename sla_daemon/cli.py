@@ -1,0 +1,195 @@
+"""The ``sla-daemon`` command line: argument parsing only; the work is done by ``app``."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import FrameType
+from zoneinfo import ZoneInfo
+
+import structlog
+
+from sla_daemon import __version__
+from sla_daemon.clock import SystemClock
+from sla_daemon.config import Config, default_config_path, load_config
+from sla_daemon.errors import EX_CONFIG, ConfigError
+from sla_daemon.logs import configure_logging
+from sla_daemon.units import format_duration
+
+EX_TEMPFAIL = 75
+"""Exit status of ``run --once`` when a mailbox could not be reached (sysexits.h)."""
+
+log = structlog.get_logger(__name__)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sla-daemon",
+        description="Keeps a service team's promises to its clients by watching its mail.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="configuration file (default: $SLA_DAEMON_CONFIG, then /etc/sla-daemon/config.yaml)",
+    )
+    parser.add_argument("--log-level", default="info", help="debug, info, warning or error")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("check-config", help="validate the configuration and summarise it")
+    run = commands.add_parser("run", help="watch the mailboxes and keep the SLA clocks")
+    run.add_argument("--once", action="store_true", help="run one cycle, then exit")
+    run.add_argument(
+        "--dry-run", action="store_true", help="read mail and decide, but send nothing"
+    )
+    status = commands.add_parser("status", help="show where every conversation stands")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument(
+        "--as-of",
+        metavar="TIME",
+        help="evaluate at another time (ISO 8601; without offset: the configured timezone)",
+    )
+    demo = commands.add_parser("demo", help="run the whole pipeline on a sample mailbox")
+    demo.add_argument(
+        "--dir", type=Path, default=None, help="keep the demo's files here (default: a temp dir)"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the process exit status."""
+    args = _parser().parse_args(argv)
+    configure_logging(level=args.log_level)
+    try:
+        if args.command == "demo":
+            from sla_daemon.demo import run_demo
+
+            return run_demo(args.dir)
+        config_path: Path = args.config or default_config_path()
+        config = load_config(config_path)
+        if args.command == "check-config":
+            return _check_config(config, config_path)
+        if args.command == "run":
+            return _run(config, once=args.once, dry_run=args.dry_run)
+        if args.command == "status":
+            return _status(config, as_json=args.json, as_of=args.as_of)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return EX_CONFIG
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+def _check_config(config: Config, path: Path) -> int:
+    problems = []
+    for mailbox in config.mailboxes:
+        try:
+            mailbox.resolve_password()
+        except ConfigError as exc:
+            problems += [f"{path}: mailboxes[{mailbox.name}]: {p}" for p in exc.problems]
+    try:
+        config.smtp.resolve_password()
+    except ConfigError as exc:
+        problems += [f"{path}: smtp: {p}" for p in exc.problems]
+    if problems:
+        raise ConfigError(problems)
+    print(f"{path}: configuration is valid")
+    print(f"state: {config.state_dir}   timezone: {config.timezone}")
+    print(f"team: {config.team.name} <{config.team.from_}>, domains {config.team.domains}")
+    print("mailboxes:")
+    for mailbox in config.mailboxes:
+        where = (
+            f"{mailbox.format} {mailbox.path}"
+            if mailbox.path
+            else f"imap {mailbox.host}:{mailbox.effective_port} ({mailbox.security})"
+        )
+        print(
+            f"  {mailbox.name}: {where}; inbox {', '.join(mailbox.folders.inbox)}; "
+            f"sent {', '.join(mailbox.folders.sent)}; "
+            f"every {format_duration(mailbox.poll_interval)}"
+        )
+    print(f"smtp: {config.smtp.host}:{config.smtp.effective_port} ({config.smtp.security})")
+    print("policies:")
+    for name, policy in config.policies.items():
+        ack = policy.acknowledge
+        plan = policy.action_plan
+        print(
+            f"  {name}: acknowledge within {format_duration(ack.within)}, action plan within "
+            f"{format_duration(plan.within)} (warn {_offsets(plan.warn_before)}), "
+            f"auto-ack {'on' if policy.auto_ack else 'off'}, calendar {policy.calendar}"
+        )
+    print("accounts:")
+    for account in config.accounts:
+        print(
+            f"  {account.name}: {', '.join(account.domains + account.addresses) or '-'}; "
+            f"policy {account.policy}; owner {account.owner}; "
+            f"escalate to {', '.join(account.escalate_to) or '-'}"
+        )
+    if not config.accounts:
+        print("  (none: no mail will be treated as a client's)")
+    return 0
+
+
+def _offsets(values: Sequence[timedelta]) -> str:
+    items = [format_duration(v) for v in values]
+    return ", ".join(items) + " before" if items else "never"
+
+
+def _run(config: Config, *, once: bool, dry_run: bool) -> int:
+    from sla_daemon.app import build_service
+    from sla_daemon.runner import Runner
+
+    service = build_service(config, dry_run=dry_run)
+    if once:
+        report = service.run_cycle()
+        if report.login_failures:
+            raise ConfigError(report.login_failures)
+        return EX_TEMPFAIL if report.source_errors else 0
+    stop = threading.Event()
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        log.info("runner.signal", signal=signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    first = service.run_cycle()
+    if first.login_failures:
+        # A refused login at start-up needs a person; systemd must not restart-loop on it.
+        raise ConfigError(first.login_failures)
+    runner = Runner(service.run_cycle, config.poll_interval, stop)
+    stop.wait(config.poll_interval.total_seconds())
+    runner.run()
+    return 0
+
+
+def _status(config: Config, *, as_json: bool, as_of: str | None) -> int:
+    from sla_daemon.app import conversation_statuses
+    from sla_daemon.status_view import status_json, status_table
+
+    zone = ZoneInfo(config.timezone)
+    now = SystemClock().now() if as_of is None else _parse_time(as_of, zone)
+    statuses = conversation_statuses(config, now)
+    if statuses is None:
+        print(
+            f"no state yet in {config.state_dir}: run `sla-daemon run --once` first",
+            file=sys.stderr,
+        )
+        statuses = []
+    print(status_json(statuses, now) if as_json else status_table(statuses, now, zone))
+    return 0
+
+
+def _parse_time(text: str, zone: ZoneInfo) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(
+            [f"--as-of: expected an ISO 8601 time like 2026-11-24T09:30, got {text!r}"]
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=zone)

@@ -1,0 +1,402 @@
+"""The configuration file: YAML into typed, validated settings.
+
+Every key has a default where a sensible one exists and a comment saying what it does;
+docs/configuration.md is the reference. A file that does not validate raises
+``ConfigError`` with one line per problem, naming the file, the line and the key path::
+
+    config.yaml:14: policies.standard.action_plan.within: expected a duration like 48h, ...
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from datetime import timedelta
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+)
+from pydantic_core import PydanticCustomError
+
+from sla_daemon.errors import ConfigError
+from sla_daemon.units import parse_duration, parse_size
+from sla_daemon.yamlpos import KeyPath, compose_with_lines, describe_path, line_for
+
+DEFAULT_CONFIG_PATH = Path("/etc/sla-daemon/config.yaml")
+CONFIG_ENV = "SLA_DAEMON_CONFIG"
+
+
+def _duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    if not isinstance(value, str):
+        raise PydanticCustomError(
+            "duration", "expected a duration like 48h, got {got}", {"got": repr(value)}
+        )
+    try:
+        return parse_duration(value)
+    except ValueError:
+        raise PydanticCustomError(
+            "duration", "expected a duration like 48h, got {got}", {"got": repr(value)}
+        ) from None
+
+
+def _size(value: Any) -> int:
+    try:
+        return parse_size(value)
+    except (ValueError, TypeError):
+        raise PydanticCustomError(
+            "size", "expected a size like 256KiB, got {got}", {"got": repr(value)}
+        ) from None
+
+
+def _timezone(value: Any) -> str:
+    try:
+        ZoneInfo(str(value))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise PydanticCustomError(
+            "timezone",
+            "expected an IANA time zone like Europe/Berlin, got {got}",
+            {"got": repr(value)},
+        ) from None
+    return str(value)
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+TimeZoneName = Annotated[str, BeforeValidator(_timezone)]
+ByteSize = Annotated[int, BeforeValidator(_size)]
+Security = Literal["tls", "starttls", "none"]
+
+
+class _Section(BaseModel):
+    """Base of every section: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Secret(_Section):
+    """A secret given inline, in a file, or in an environment variable (exactly one)."""
+
+    password: SecretStr | None = None  # inline; prefer password_file or password_env
+    password_file: Path | None = None  # e.g. a systemd credential under /run/credentials
+    password_env: str | None = None  # name of an environment variable holding it
+
+    def secret_sources(self) -> list[str]:
+        """Name the password keys that are set."""
+        return [
+            key
+            for key in ("password", "password_file", "password_env")
+            if getattr(self, key) is not None
+        ]
+
+    def resolve_password(self) -> str | None:
+        """Return the password from whichever source is configured, or None.
+
+        Raises ``ConfigError`` when the file or variable named does not exist.
+        """
+        if self.password is not None:
+            return self.password.get_secret_value()
+        if self.password_file is not None:
+            try:
+                return self.password_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(
+                    [f"password_file {self.password_file}: cannot read it ({exc.strerror})"]
+                ) from exc
+        if self.password_env is not None:
+            value = os.environ.get(self.password_env)
+            if value is None:
+                raise ConfigError(
+                    [f"password_env {self.password_env}: that environment variable is not set"]
+                )
+            return value
+        return None
+
+
+class FoldersConfig(_Section):
+    """Which folders of a mailbox hold received mail and the team's sent mail."""
+
+    inbox: list[str] = ["INBOX"]  # read for client mail
+    sent: list[str] = ["Sent"]  # read for the team's replies
+
+
+class MailboxConfig(_Secret):
+    """One mailbox: an IMAP account, or a local Maildir/mbox standing in for one."""
+
+    name: str  # a short label used in logs, status and the state database
+    host: str | None = None  # IMAP server; leave out when `path` is given
+    port: int | None = None  # default: 993 for tls, 143 otherwise
+    security: Security = "tls"  # none is refused unless host is a loopback address
+    username: str | None = None  # IMAP login
+    folders: FoldersConfig = FoldersConfig()
+    idle: bool = True  # use IMAP IDLE where the server offers it
+    poll_interval: Duration = timedelta(seconds=60)  # how often to look for new mail
+    timeout: Duration = timedelta(seconds=30)  # socket timeout for IMAP commands
+    path: Path | None = None  # a Maildir folder or a directory of mbox files instead of IMAP
+    format: Literal["maildir", "mbox"] = "maildir"  # layout of `path`
+
+    @property
+    def effective_port(self) -> int:
+        """The configured port, or the standard one for the security mode."""
+        if self.port is not None:
+            return self.port
+        return 993 if self.security == "tls" else 143
+
+
+class SmtpConfig(_Secret):
+    """Where notices are sent from."""
+
+    host: str  # SMTP server
+    port: int | None = None  # default: 465 for tls, 587 for starttls, 25 for none
+    security: Security = "starttls"  # none is refused unless host is a loopback address
+    username: str | None = None  # leave out for an unauthenticated relay
+    timeout: Duration = timedelta(seconds=30)  # socket timeout
+
+    @property
+    def effective_port(self) -> int:
+        """The configured port, or the standard one for the security mode."""
+        if self.port is not None:
+            return self.port
+        return {"tls": 465, "starttls": 587, "none": 25}[self.security]
+
+
+class TeamConfig(_Section):
+    """Who the team is: their mail never opens a conversation and is never auto-acked."""
+
+    name: str = "Support"  # shown in notices
+    domains: list[str] = []  # every address at these domains is the team
+    addresses: list[str] = []  # further team addresses outside those domains
+    from_: str = Field(alias="from")  # sender of every notice, e.g. "Acme <support@acme.example>"
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class ClockConfig(_Section):
+    """The target of one SLA clock and when to warn before it."""
+
+    within: Duration  # the deadline, counted from the client's message
+    warn_before: list[Duration] = []  # warn the owner this long before the deadline
+
+
+class AcknowledgeConfig(ClockConfig):
+    """The acknowledge clock."""
+
+    within: Duration = timedelta(hours=1)
+    counts_auto_ack: bool = True  # does the automatic acknowledgement stop this clock?
+
+
+class ActionPlanConfig(ClockConfig):
+    """The action-plan clock."""
+
+    within: Duration = timedelta(hours=48)
+
+
+class PolicyConfig(_Section):
+    """A set of promises; accounts name the policy they are on."""
+
+    calendar: Literal["24x7"] = "24x7"  # the calendar durations are counted on
+    acknowledge: AcknowledgeConfig = AcknowledgeConfig()
+    action_plan: ActionPlanConfig = ActionPlanConfig()
+    auto_ack: bool = True  # send the client an automatic acknowledgement
+    re_escalate_every: Duration | None = None  # repeat a breach notice while it lasts
+
+
+class AccountConfig(_Section):
+    """A client organisation."""
+
+    name: str  # shown in notices and status
+    domains: list[str] = []  # mail from these domains (and their subdomains) is this client
+    addresses: list[str] = []  # further client addresses outside those domains
+    policy: str = "standard"  # a key of `policies`
+    owner: str  # the account manager: gets warnings and breaches
+    escalate_to: list[str] = []  # also gets breaches
+
+
+class MarkerSetConfig(_Section):
+    """How a team message says it carries a marker."""
+
+    subject_tags: list[str] = []  # e.g. "[Action Plan]" anywhere in the subject
+    body_patterns: list[str] = []  # Python regular expressions searched in the new text
+    imap_keywords: list[str] = []  # e.g. "$ActionPlan" set on the message in Sent
+    headers: list[str] = []  # header names whose value "yes"/"true"/"1" marks the message
+
+
+class MarkersConfig(_Section):
+    """The markers the team uses."""
+
+    action_plan: MarkerSetConfig = MarkerSetConfig(
+        subject_tags=["[Action Plan]"],
+        body_patterns=[r"(?im)^\s*action plan\s*:"],
+        imap_keywords=["$ActionPlan"],
+        headers=["X-SLA-Action-Plan"],
+    )
+    waiting_on_client: MarkerSetConfig = MarkerSetConfig(imap_keywords=["$WaitingOnClient"])
+
+
+class IngestConfig(_Section):
+    """How mail is read."""
+
+    backfill: Duration = timedelta(days=14)  # on first start, read back this far
+    auto_ack_max_age: Duration = timedelta(hours=1)  # never auto-ack mail older than this
+    max_body_bytes: ByteSize = 256 * 1024  # text kept per message for marker detection
+
+
+class Config(_Section):
+    """The whole configuration file."""
+
+    state_dir: Path = Path("/var/lib/sla-daemon")  # the SQLite database lives here
+    timezone: TimeZoneName = "UTC"  # how times are shown in notices and status
+    team: TeamConfig
+    mailboxes: list[MailboxConfig] = Field(min_length=1)
+    smtp: SmtpConfig
+    policies: dict[str, PolicyConfig] = {"standard": PolicyConfig()}
+    accounts: list[AccountConfig] = []
+    default_account: str | None = None  # treat any other external human sender as this account
+    markers: MarkersConfig = MarkersConfig()
+    ingest: IngestConfig = IngestConfig()
+    templates_dir: Path | None = None  # overrides the shipped notice templates
+
+    @property
+    def poll_interval(self) -> timedelta:
+        """How often the daemon runs a cycle: the shortest mailbox poll interval."""
+        return min(m.poll_interval for m in self.mailboxes)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _cross_checks(config: Config) -> list[tuple[KeyPath, str]]:
+    """Checks that span several keys; each problem names the key to fix."""
+    problems: list[tuple[KeyPath, str]] = []
+    if not parseaddr(config.team.from_)[1] or "@" not in parseaddr(config.team.from_)[1]:
+        problems.append((("team", "from"), f"expected a mail address, got {config.team.from_!r}"))
+    names: set[str] = set()
+    for index, mailbox in enumerate(config.mailboxes):
+        where: KeyPath = ("mailboxes", index)
+        if mailbox.name in names:
+            problems.append(((*where, "name"), f"mailbox name {mailbox.name!r} is used twice"))
+        names.add(mailbox.name)
+        if (mailbox.host is None) == (mailbox.path is None):
+            problems.append((where, "give either host (IMAP) or path (Maildir/mbox)"))
+        if mailbox.host is not None:
+            if mailbox.username is None:
+                problems.append(((*where, "username"), "an IMAP mailbox needs a username"))
+            if not mailbox.secret_sources():
+                problems.append(
+                    (where, "an IMAP mailbox needs password, password_file or password_env")
+                )
+            if mailbox.security == "none" and not _is_loopback(mailbox.host):
+                problems.append(
+                    ((*where, "security"), "none sends the password in clear; loopback only")
+                )
+        if len(mailbox.secret_sources()) > 1:
+            problems.append((where, "give only one of " + ", ".join(mailbox.secret_sources())))
+    if config.smtp.security == "none" and not _is_loopback(config.smtp.host):
+        problems.append((("smtp", "security"), "none is only allowed to a loopback host"))
+    if len(config.smtp.secret_sources()) > 1:
+        problems.append((("smtp",), "give only one of " + ", ".join(config.smtp.secret_sources())))
+    for index, account in enumerate(config.accounts):
+        if account.policy not in config.policies:
+            known = ", ".join(sorted(config.policies)) or "none"
+            problems.append(
+                (
+                    ("accounts", index, "policy"),
+                    f"no policy named {account.policy!r} (defined: {known})",
+                )
+            )
+    if config.default_account is not None and config.default_account not in {
+        a.name for a in config.accounts
+    }:
+        problems.append((("default_account",), f"no account named {config.default_account!r}"))
+    for kind in ("action_plan", "waiting_on_client"):
+        marker_set: MarkerSetConfig = getattr(config.markers, kind)
+        for index, pattern in enumerate(marker_set.body_patterns):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                problems.append(
+                    (("markers", kind, "body_patterns", index), f"not a regular expression: {exc}")
+                )
+    return problems
+
+
+def _message(error: Any) -> str:
+    kind = error["type"]
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "extra_forbidden":
+        return "unknown key"
+    message = str(error["msg"])
+    if kind in {"duration", "size", "timezone"}:
+        return message
+    value = error.get("input")
+    if kind == "literal_error" or not isinstance(value, dict | list):
+        return f"{message}, got {value!r}"
+    return message
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate the configuration file at ``path``.
+
+    Raises ``ConfigError`` with one ``file:line: key.path: problem`` line per problem.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read the configuration ({exc.strerror})"]) from exc
+    return parse_config(text, str(path))
+
+
+def parse_config(text: str, filename: str) -> Config:
+    """Validate configuration ``text``; ``filename`` is only used in messages."""
+    try:
+        data, lines = compose_with_lines(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f"{mark.line + 1}" if mark is not None else "1"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([f"{filename}:{line}: not valid YAML: {problem}"]) from exc
+    if not isinstance(data, dict):
+        raise ConfigError([f"{filename}:1: the file must be a mapping of keys to values"])
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            loc: KeyPath = tuple(error["loc"])
+            problems.append(
+                f"{filename}:{line_for(lines, loc)}: {describe_path(loc)}: {_message(error)}"
+            )
+        raise ConfigError(problems) from None
+    cross = _cross_checks(config)
+    if cross:
+        raise ConfigError(
+            [
+                f"{filename}:{line_for(lines, loc)}: {describe_path(loc)}: {msg}"
+                for loc, msg in cross
+            ]
+        )
+    return config
+
+
+def default_config_path() -> Path:
+    """``$SLA_DAEMON_CONFIG`` when set, else /etc/sla-daemon/config.yaml."""
+    from_env = os.environ.get(CONFIG_ENV)
+    return Path(from_env) if from_env else DEFAULT_CONFIG_PATH

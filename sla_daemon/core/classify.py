@@ -1,0 +1,169 @@
+"""Who wrote a message, for which account, and which markers it carries.
+
+All functions are pure: they read ``MessageFacts`` and ``Rules`` and return plain values,
+so a configuration change reclassifies stored mail without fetching it again.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from sla_daemon.core.model import Account, MarkerSet, MessageFacts, Role, Rules
+
+NOTICE_HEADER = "x-sla-daemon"
+"""Header every notice we send carries, so that we recognise our own mail anywhere."""
+
+_AUTOMATED_LOCAL_PARTS = re.compile(
+    r"^(mailer-daemon|postmaster|no[-_.]?reply|do[-_.]?not[-_.]?reply|bounces?|"
+    r"auto[-_.]?reply|autoresponder)([+-].*)?$"
+)
+_BULK_PRECEDENCE = {"bulk", "junk", "list", "auto_reply"}
+_TRUTHY = {"yes", "true", "1", "on"}
+
+
+@dataclass(frozen=True)
+class Classification:
+    """The verdict on one message; ``reason`` says why (logged and shown by ``inspect``)."""
+
+    role: Role
+    account: Account | None
+    reason: str
+
+
+def automation_reason(facts: MessageFacts) -> str | None:
+    """Return why ``facts`` is automated mail (RFC 3834 and common practice), or None.
+
+    Automated mail never opens or advances a conversation and is never auto-acked.
+    """
+    if facts.header(NOTICE_HEADER) is not None:
+        return "our own notice (X-SLA-Daemon)"
+    auto_submitted = (facts.header("auto-submitted") or "").strip().lower()
+    if auto_submitted and not auto_submitted.startswith("no"):
+        return f"Auto-Submitted: {auto_submitted}"
+    precedence = (facts.header("precedence") or "").strip().lower()
+    if precedence in _BULK_PRECEDENCE:
+        return f"Precedence: {precedence}"
+    for name in ("list-id", "list-unsubscribe"):
+        if facts.header(name) is not None:
+            return f"mailing list ({name})"
+    for name in ("x-autoreply", "x-autorespond", "x-auto-response-suppress"):
+        if facts.header(name) is not None:
+            return f"auto-reply header ({name})"
+    if facts.content_type == "multipart/report":
+        return "delivery or feedback report (multipart/report)"
+    return_path = facts.header("return-path")
+    if return_path is not None and return_path.strip() in {"<>", ""}:
+        return "null return path (Return-Path: <>)"
+    if facts.sender is None:
+        return "no sender address"
+    if _AUTOMATED_LOCAL_PARTS.match(facts.sender.local_part):
+        return f"automated sender ({facts.sender.email})"
+    return None
+
+
+def _domain_matches(domain: str, configured: tuple[str, ...]) -> bool:
+    """True when ``domain`` is one of ``configured`` or a subdomain of one."""
+    for wanted in configured:
+        wanted = wanted.lower()
+        if domain == wanted or domain.endswith("." + wanted):
+            return True
+    return False
+
+
+def is_team_address(email: str, rules: Rules) -> bool:
+    """True when ``email`` belongs to the team (a team address or domain)."""
+    email = email.lower()
+    team = rules.team
+    if email in {a.lower() for a in team.addresses} or email == team.from_address.email:
+        return True
+    return _domain_matches(email.rpartition("@")[2], team.domains)
+
+
+def account_for_address(email: str, rules: Rules) -> Account | None:
+    """Return the account an external address belongs to (exact address before domain)."""
+    email = email.lower()
+    for account in rules.accounts:
+        if email in {a.lower() for a in account.addresses}:
+            return account
+    domain = email.rpartition("@")[2]
+    for account in rules.accounts:
+        if _domain_matches(domain, account.domains):
+            return account
+    if rules.default_account is not None:
+        return rules.account_named(rules.default_account)
+    return None
+
+
+def classify(facts: MessageFacts, rules: Rules) -> Classification:
+    """Decide whether ``facts`` was written by a client, the team, a machine, or other."""
+    automated = automation_reason(facts)
+    if automated is not None:
+        return Classification(Role.AUTOMATED, None, automated)
+    assert facts.sender is not None  # automation_reason treats a missing sender as automated
+    if is_team_address(facts.sender.email, rules):
+        client = client_recipient(facts, rules)
+        account = account_for_address(client, rules) if client else None
+        return Classification(Role.TEAM, account, f"team sender {facts.sender.email}")
+    account = account_for_address(facts.sender.email, rules)
+    if account is None:
+        return Classification(
+            Role.OTHER, None, f"{facts.sender.email} belongs to no configured account"
+        )
+    return Classification(Role.CLIENT, account, f"client of account {account.name}")
+
+
+def client_recipient(facts: MessageFacts, rules: Rules) -> str | None:
+    """The first recipient outside the team, or None for team-internal mail."""
+    for address in facts.recipients:
+        if not is_team_address(address.email, rules):
+            return address.email
+    return None
+
+
+@lru_cache(maxsize=256)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+_QUOTE_INTRO = re.compile(
+    r"^(on .{1,200} wrote:|am .{1,200} schrieb .{1,100}:|le .{1,200} a écrit\s?:|"
+    r"-+\s*original message\s*-+|from:\s.+)$",
+    re.IGNORECASE,
+)
+
+
+def new_text(body: str) -> str:
+    """The part of a reply its author wrote: quoted lines and the quoted tail removed."""
+    kept = []
+    for line in body.splitlines():
+        stripped = line.strip()
+        if _QUOTE_INTRO.match(stripped):
+            break
+        if stripped.startswith(">"):
+            continue
+        kept.append(line)
+    return "\n".join(kept)
+
+
+def marker_reason(facts: MessageFacts, markers: MarkerSet) -> str | None:
+    """Return which marker of ``markers`` the message carries (for the ledger), or None."""
+    subject = facts.subject.lower()
+    for tag in markers.subject_tags:
+        if tag.lower() in subject:
+            return f"subject tag {tag}"
+    keywords = {k.lower() for k in facts.keywords}
+    for keyword in markers.imap_keywords:
+        if keyword.lower() in keywords:
+            return f"IMAP keyword {keyword}"
+    for header in markers.headers:
+        value = facts.header(header)
+        if value is not None and value.strip().lower() in _TRUTHY:
+            return f"header {header}: {value.strip()}"
+    if markers.body_patterns:
+        text = new_text(facts.body_text)
+        for pattern in markers.body_patterns:
+            if _compiled(pattern).search(text):
+                return f"body pattern {pattern}"
+    return None

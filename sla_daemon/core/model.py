@@ -1,0 +1,280 @@
+"""The domain's plain data: messages, rules, conversation status and decisions.
+
+Everything here is an immutable dataclass built from the standard library only, so the
+core can be exercised with plain values and a frozen clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+
+class FolderKind(StrEnum):
+    """Whether a folder holds received mail or the team's sent mail."""
+
+    INBOX = "inbox"
+    SENT = "sent"
+
+
+@dataclass(frozen=True)
+class Address:
+    """One mail address; ``email`` is lower-cased so that comparisons are exact."""
+
+    email: str
+    name: str = ""
+
+    @property
+    def domain(self) -> str:
+        """The part after the last ``@`` (empty when there is none)."""
+        return self.email.rpartition("@")[2]
+
+    @property
+    def local_part(self) -> str:
+        """The part before the last ``@``."""
+        return self.email.rpartition("@")[0]
+
+
+@dataclass(frozen=True)
+class MessageFacts:
+    """What the daemon knows about one message, independent of how it was fetched.
+
+    ``arrived_at`` is the server's INTERNALDATE for IMAP (the Date header only as a
+    fallback); ``headers`` keeps the lower-cased header fields that classification needs,
+    so that a config change can reclassify stored mail without fetching it again.
+    """
+
+    message_id: str
+    arrived_at: datetime
+    subject: str = ""
+    sender: Address | None = None
+    reply_to: tuple[Address, ...] = ()
+    to: tuple[Address, ...] = ()
+    cc: tuple[Address, ...] = ()
+    in_reply_to: str | None = None
+    references: tuple[str, ...] = ()
+    date: datetime | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    keywords: tuple[str, ...] = ()
+    body_text: str = ""
+    content_type: str = "text/plain"
+    mailbox: str = ""
+    folder: str = ""
+    folder_kind: FolderKind = FolderKind.INBOX
+    synthetic_id: bool = False
+
+    def header(self, name: str) -> str | None:
+        """Return the first value of header ``name`` (case-insensitive), or None."""
+        wanted = name.lower()
+        for key, value in self.headers:
+            if key == wanted:
+                return value
+        return None
+
+    @property
+    def recipients(self) -> tuple[Address, ...]:
+        """Everyone the message was addressed to (To and Cc)."""
+        return self.to + self.cc
+
+
+class Role(StrEnum):
+    """Who wrote a message, as far as the SLA is concerned."""
+
+    CLIENT = "client"
+    TEAM = "team"
+    AUTOMATED = "automated"
+    OTHER = "other"
+
+
+class ClockName(StrEnum):
+    """The SLA clocks of a cycle."""
+
+    ACKNOWLEDGE = "acknowledge"
+    ACTION_PLAN = "action_plan"
+
+
+class NoticeKind(StrEnum):
+    """The kinds of mail the daemon sends; each has a template pair."""
+
+    AUTO_ACK = "auto_ack"
+    WARNING = "warning"
+    BREACH = "breach"
+
+
+class ConversationState(StrEnum):
+    """Where a conversation stands, as shown by ``status``."""
+
+    AWAITING_ACK = "awaiting_ack"
+    AWAITING_ACTION_PLAN = "awaiting_action_plan"
+    ACTION_PLAN_SENT = "action_plan_sent"
+    WAITING_ON_CLIENT = "waiting_on_client"
+    CLOSED = "closed"
+
+
+class AcknowledgedBy(StrEnum):
+    """What stopped the acknowledge clock."""
+
+    AUTO = "auto"
+    HUMAN = "human"
+
+
+@dataclass(frozen=True)
+class MarkerSet:
+    """Ways a team message can carry a marker (action plan, waiting on client)."""
+
+    subject_tags: tuple[str, ...] = ()
+    body_patterns: tuple[str, ...] = ()
+    imap_keywords: tuple[str, ...] = ()
+    headers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Markers:
+    """All markers the classifier looks for."""
+
+    action_plan: MarkerSet = MarkerSet()
+    waiting_on_client: MarkerSet = MarkerSet()
+
+
+@dataclass(frozen=True)
+class ClockPolicy:
+    """Target and warning offsets of one clock."""
+
+    within: timedelta
+    warn_before: tuple[timedelta, ...] = ()
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The promises made to the accounts that use this policy."""
+
+    name: str
+    acknowledge: ClockPolicy
+    action_plan: ClockPolicy
+    auto_ack: bool = True
+    counts_auto_ack: bool = True
+    re_escalate_every: timedelta | None = None
+    calendar: str = "24x7"
+
+
+@dataclass(frozen=True)
+class Account:
+    """A client organisation: who they are and who answers for them."""
+
+    name: str
+    policy: str
+    owner: str
+    domains: tuple[str, ...] = ()
+    addresses: tuple[str, ...] = ()
+    escalate_to: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Team:
+    """Who counts as the team, and the address notices come from."""
+
+    name: str
+    from_address: Address
+    domains: tuple[str, ...] = ()
+    addresses: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Everything the core needs from the configuration, as plain data."""
+
+    team: Team
+    accounts: tuple[Account, ...]
+    policies: dict[str, Policy]
+    markers: Markers = Markers()
+    auto_ack_max_age: timedelta = timedelta(hours=1)
+    default_account: str | None = None
+
+    def policy_for(self, account: Account) -> Policy:
+        """Return the account's policy (config validation guarantees it exists)."""
+        return self.policies[account.policy]
+
+    def account_named(self, name: str) -> Account | None:
+        """Return the account called ``name``, if any."""
+        for account in self.accounts:
+            if account.name == name:
+                return account
+        return None
+
+
+@dataclass(frozen=True)
+class SentNotice:
+    """A notice the outbox has already decided on (sent, or suppressed with a reason)."""
+
+    key: str
+    kind: NoticeKind
+    decided_at: datetime
+    sent_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ClockStatus:
+    """One clock of the current cycle, as of the evaluation time."""
+
+    name: ClockName
+    started_at: datetime
+    due_at: datetime
+    stopped_at: datetime | None
+    breached: bool
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Something the engine wants done: a notice to send, or to suppress with a reason.
+
+    ``key`` is deterministic (cycle, clock, level, repetition; the cycle is named by the
+    Message-ID of the client message that opened it, which stays the same when two
+    conversations turn out to be one), so the same decision taken again in a later pass
+    is recognised by the outbox and never repeated. ``reminder`` counts the breach
+    notices of the same clock and cycle already sent before this one.
+    """
+
+    key: str
+    kind: NoticeKind
+    conversation_id: str
+    cycle: int
+    recipients: tuple[str, ...]
+    clock: ClockName | None = None
+    level: str = ""
+    repetition: int = 0
+    due_at: datetime | None = None
+    trigger_message_id: str | None = None
+    suppressed_reason: str | None = None
+    reminder: int = 0
+
+
+@dataclass(frozen=True)
+class ConversationStatus:
+    """Where one conversation stands, with every figure ``status`` shows."""
+
+    id: str
+    account: str | None
+    subject: str
+    client: str | None
+    state: ConversationState
+    opened_at: datetime | None
+    cycle: int
+    acknowledged_at: datetime | None
+    acknowledged_by: AcknowledgedBy | None
+    first_human_response_at: datetime | None
+    action_plan_at: datetime | None
+    acknowledge_due: datetime | None
+    action_plan_due: datetime | None
+    breaches: tuple[ClockName, ...]
+    message_ids: tuple[str, ...]
+    opening_message_id: str | None = None
+    clocks: tuple[ClockStatus, ...] = ()
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The engine's answer for one conversation at one instant."""
+
+    status: ConversationStatus
+    decisions: tuple[Decision, ...] = field(default=())

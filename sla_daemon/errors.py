@@ -1,0 +1,39 @@
+"""The project's exception tree.
+
+Callers decide on the class, never on the message: a ``TransientError`` is retried with
+bounded backoff, a ``PermanentError`` is logged with its cause and recorded, and a
+``ConfigError`` stops the process with exit status 78 (EX_CONFIG) so that systemd does
+not restart-loop on a mistake only a person can fix.
+"""
+
+from __future__ import annotations
+
+EX_CONFIG = 78
+"""Exit status for a configuration problem (sysexits.h)."""
+
+
+class SlaDaemonError(Exception):
+    """Base class of every error the daemon raises on purpose."""
+
+
+class ConfigError(SlaDaemonError):
+    """The configuration cannot be used; each entry of ``problems`` is one readable line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class TransientError(SlaDaemonError):
+    """A failure that may pass by itself: network, server restart, SMTP 4xx."""
+
+
+class PermanentError(SlaDaemonError):
+    """A failure that retrying will not fix: SMTP 5xx, a refused recipient."""
+
+
+class AuthenticationError(ConfigError):
+    """A server refused our credentials; a person has to fix the secret."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__([problem])

@@ -1,0 +1,81 @@
+"""The protocols the service talks to, and the plain records that cross them.
+
+Adapters implement these; unit tests use fakes; ``app.py`` is the only place that picks
+the real ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from typing import Protocol
+
+from sla_daemon.core.model import FolderKind
+
+
+@dataclass(frozen=True)
+class FolderCursor:
+    """How far a folder has been read: the last UID stored under this UIDVALIDITY."""
+
+    uidvalidity: int
+    last_uid: int
+
+
+@dataclass(frozen=True)
+class FetchedMessage:
+    """One message as a source delivers it, before parsing.
+
+    ``internaldate`` is the server's arrival time (aware, UTC) or None when the source has
+    none (local files: the parser then falls back to the Date header).
+    """
+
+    uid: int
+    raw: bytes
+    internaldate: datetime | None = None
+    flags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FolderBatch:
+    """Messages newer than a folder's cursor; ``last_uid`` becomes the new cursor."""
+
+    mailbox: str
+    folder: str
+    kind: FolderKind
+    uidvalidity: int
+    last_uid: int
+    messages: tuple[FetchedMessage, ...]
+
+
+class MailSource(Protocol):
+    """A mailbox the daemon reads (IMAP, or a local Maildir/mbox). Never changes it."""
+
+    name: str
+
+    def poll(
+        self, cursors: Mapping[str, FolderCursor], backfill_since: datetime
+    ) -> Iterator[FolderBatch]:
+        """Yield batches of messages newer than each folder's cursor (keyed by folder name).
+
+        A folder without a cursor, or whose UIDVALIDITY changed, is read from
+        ``backfill_since`` on. Raises ``TransientError`` when the server cannot be reached
+        and ``AuthenticationError`` when it refuses the credentials.
+        """
+        ...
+
+    def close(self) -> None:
+        """Release connections; the source may be polled again afterwards."""
+        ...
+
+
+class NoticeSender(Protocol):
+    """Delivers rendered notices."""
+
+    def send(self, message: EmailMessage) -> None:
+        """Send ``message`` to its To/Cc recipients.
+
+        Raises ``TransientError`` (retry later) or ``PermanentError`` (give up, record).
+        """
+        ...

@@ -1,0 +1,391 @@
+"""One cycle of the daemon: sync every source, thread, evaluate, enqueue, flush.
+
+The service orchestrates; the core decides; adapters come in through the constructor
+(built in ``app.py``), so unit tests can hand it fakes and integration tests real servers.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from typing import Protocol
+
+import structlog
+
+from sla_daemon.adapters.store import Store
+from sla_daemon.clock import Clock
+from sla_daemon.core.classify import classify
+from sla_daemon.core.engine import evaluate
+from sla_daemon.core.model import (
+    Account,
+    ConversationStatus,
+    Decision,
+    Evaluation,
+    FolderKind,
+    MessageFacts,
+    Rules,
+)
+from sla_daemon.core.threads import assign_conversation, conversations_to_merge, ids_to_link
+from sla_daemon.errors import AuthenticationError, PermanentError, TransientError
+from sla_daemon.ports import FetchedMessage, FolderBatch, FolderCursor, MailSource, NoticeSender
+
+log = structlog.get_logger(__name__)
+
+
+class MessageParser(Protocol):
+    """Turns fetched bytes into facts (``adapters.mailparse.parse_message``)."""
+
+    def __call__(
+        self,
+        raw: bytes,
+        *,
+        mailbox: str,
+        folder: str,
+        folder_kind: FolderKind,
+        internaldate: datetime | None,
+        flags: Sequence[str],
+        max_body_bytes: int,
+        now: datetime,
+        extra_headers: Sequence[str],
+    ) -> MessageFacts:
+        """Parse one message; raise an exception with a ``reason`` when it cannot."""
+        ...
+
+
+class NoticeRenderer(Protocol):
+    """Turns a decision into the mail that carries it (``adapters.render``)."""
+
+    def render(
+        self,
+        decision: Decision,
+        status: ConversationStatus,
+        trigger: MessageFacts | None,
+        account: Account | None,
+        now: datetime,
+    ) -> EmailMessage:
+        """Build the notice for ``decision``."""
+        ...
+
+
+@dataclass
+class CycleReport:
+    """What one cycle did, for logs and for ``run --once``."""
+
+    fetched: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    decided: int = 0
+    suppressed: int = 0
+    sent: int = 0
+    failed: int = 0
+    source_errors: list[str] = field(default_factory=list)
+    login_failures: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    """How the service reads mail."""
+
+    backfill: timedelta = timedelta(days=14)
+    max_body_bytes: int = 256 * 1024
+
+
+class SlaService:
+    """Runs cycles over a store, sources, a renderer and a sender."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        sources: Sequence[MailSource],
+        parse: MessageParser,
+        is_malformed: Callable[[Exception], str | None],
+        renderer: NoticeRenderer,
+        sender: NoticeSender,
+        rules: Rules,
+        clock: Clock,
+        ingest: IngestSettings = IngestSettings(),
+        dry_run: bool = False,
+    ) -> None:
+        self.store = store
+        self.sources = sources
+        self.parse = parse
+        self.is_malformed = is_malformed
+        self.renderer = renderer
+        self.sender = sender
+        self.rules = rules
+        self.clock = clock
+        self.ingest = ingest
+        self.dry_run = dry_run
+        self._extra_headers = tuple(rules.markers.action_plan.headers) + tuple(
+            rules.markers.waiting_on_client.headers
+        )
+
+    def run_cycle(self) -> CycleReport:
+        """One pass: sync, thread, evaluate, enqueue decisions, flush the outbox."""
+        report = CycleReport()
+        self.sync(report)
+        self.decide(report)
+        if not self.dry_run:
+            self.flush(report)
+        log.info(
+            "cycle.done",
+            fetched=report.fetched,
+            stored=report.stored,
+            duplicates=report.duplicates,
+            quarantined=report.quarantined,
+            decided=report.decided,
+            suppressed=report.suppressed,
+            sent=report.sent,
+            failed=report.failed,
+            source_errors=len(report.source_errors) + len(report.login_failures),
+        )
+        return report
+
+    # -- sync ----------------------------------------------------------------------------
+
+    def sync(self, report: CycleReport) -> None:
+        """Read every source; one failing source is logged and the others go on."""
+        for source in self.sources:
+            backfill_since = self.clock.now() - self.ingest.backfill
+            try:
+                for batch in source.poll(self.store.cursors(source.name), backfill_since):
+                    self._store_batch(batch, report)
+            except AuthenticationError as exc:
+                log.error("source.login_refused", mailbox=source.name, error=str(exc))
+                report.login_failures.append(f"{source.name}: {exc}")
+                source.close()
+            except TransientError as exc:
+                log.warning("source.unavailable", mailbox=source.name, error=str(exc))
+                report.source_errors.append(f"{source.name}: {exc}")
+                source.close()
+
+    def _store_batch(self, batch: FolderBatch, report: CycleReport) -> None:
+        """Store one batch and advance the folder's cursor in the same transaction."""
+        now = self.clock.now()
+        parsed: list[tuple[FetchedMessage, MessageFacts]] = []
+        with self.store.transaction():
+            for fetched in batch.messages:
+                report.fetched += 1
+                facts = self._parse(batch, fetched, now, report)
+                if facts is not None:
+                    parsed.append((fetched, facts))
+            parsed.sort(key=lambda pair: (pair[1].arrived_at, pair[1].message_id))
+            for fetched, facts in parsed:
+                self._store_message(batch, fetched, facts, now, report)
+            self.store.set_cursor(
+                batch.mailbox, batch.folder, FolderCursor(batch.uidvalidity, batch.last_uid), now
+            )
+
+    def _parse(
+        self, batch: FolderBatch, fetched: FetchedMessage, now: datetime, report: CycleReport
+    ) -> MessageFacts | None:
+        try:
+            return self.parse(
+                fetched.raw,
+                mailbox=batch.mailbox,
+                folder=batch.folder,
+                folder_kind=batch.kind,
+                internaldate=fetched.internaldate,
+                flags=fetched.flags,
+                max_body_bytes=self.ingest.max_body_bytes,
+                now=now,
+                extra_headers=self._extra_headers,
+            )
+        except Exception as exc:
+            reason = self.is_malformed(exc)
+            if reason is None:
+                raise
+            self.store.quarantine(
+                batch.mailbox,
+                batch.folder,
+                batch.uidvalidity,
+                fetched.uid,
+                reason,
+                fetched.raw,
+                now,
+            )
+            report.quarantined += 1
+            log.warning(
+                "message.quarantined",
+                mailbox=batch.mailbox,
+                folder=batch.folder,
+                uid=fetched.uid,
+                reason=reason,
+            )
+            return None
+
+    def _store_message(
+        self,
+        batch: FolderBatch,
+        fetched: FetchedMessage,
+        facts: MessageFacts,
+        now: datetime,
+        report: CycleReport,
+    ) -> None:
+        known = self.store.message(facts.message_id)
+        self.store.add_location(
+            batch.mailbox, batch.folder, batch.uidvalidity, fetched.uid, facts.message_id
+        )
+        if known is not None:
+            report.duplicates += 1
+            merged = tuple(dict.fromkeys(known.keywords + facts.keywords))
+            if merged != known.keywords:
+                self.store.replace_facts(replace(known, keywords=merged))
+            log.debug(
+                "message.duplicate",
+                message_id=facts.message_id,
+                mailbox=batch.mailbox,
+                folder=batch.folder,
+                reason="the same Message-ID was already stored from another folder",
+            )
+            return
+        links = self.store.conversation_links(ids_to_link(facts))
+        conversation_id = assign_conversation(facts, links)
+        for other in sorted(conversations_to_merge(facts, links, conversation_id)):
+            self.store.merge_conversation(other, into=conversation_id)
+            log.info(
+                "conversation.merged",
+                merged=other,
+                into=conversation_id,
+                reason=f"{facts.message_id} links both threads",
+            )
+        self.store.add_message(facts, conversation_id, now)
+        self.store.link(ids_to_link(facts), conversation_id)
+        report.stored += 1
+        verdict = classify(facts, self.rules)
+        log.info(
+            "message.stored",
+            message_id=facts.message_id,
+            conversation=conversation_id,
+            mailbox=batch.mailbox,
+            folder=batch.folder,
+            role=verdict.role.value,
+            account=verdict.account.name if verdict.account else None,
+            reason=verdict.reason,
+        )
+
+    # -- evaluate and decide -------------------------------------------------------------
+
+    def evaluate_all(self, now: datetime) -> list[Evaluation]:
+        """Evaluate every stored conversation at ``now`` (read-only)."""
+        return evaluate_all(self.store, self.rules, now)
+
+    def decide(self, report: CycleReport) -> None:
+        """Put every new decision into the outbox (rendered), or log it on a dry run."""
+        now = self.clock.now()
+        for evaluation in self.evaluate_all(now):
+            for decision in evaluation.decisions:
+                if self.store.is_decided(decision.key):
+                    continue
+                if self.dry_run:
+                    log.info(
+                        "notice.would_decide",
+                        key=decision.key,
+                        kind=decision.kind.value,
+                        recipients=list(decision.recipients),
+                        suppressed=decision.suppressed_reason,
+                    )
+                    continue
+                self._record(decision, evaluation.status, now, report)
+
+    def _record(
+        self, decision: Decision, status: ConversationStatus, now: datetime, report: CycleReport
+    ) -> None:
+        payload: bytes | None = None
+        message_id: str | None = None
+        if decision.suppressed_reason is None:
+            trigger = (
+                self.store.message(decision.trigger_message_id)
+                if decision.trigger_message_id
+                else None
+            )
+            account = self.rules.account_named(status.account) if status.account else None
+            message = self.renderer.render(decision, status, trigger, account, now)
+            payload, message_id = message.as_bytes(), str(message["Message-ID"])
+        with self.store.transaction():
+            self.store.decide(
+                decision.key,
+                decision.conversation_id,
+                decision.kind,
+                decision.recipients,
+                now,
+                payload=payload,
+                message_id=message_id,
+                suppressed_reason=decision.suppressed_reason,
+            )
+        if decision.suppressed_reason is not None:
+            report.suppressed += 1
+            log.info(
+                "notice.suppressed",
+                key=decision.key,
+                kind=decision.kind.value,
+                reason=decision.suppressed_reason,
+            )
+        else:
+            report.decided += 1
+            log.info(
+                "notice.queued",
+                key=decision.key,
+                kind=decision.kind.value,
+                recipients=list(decision.recipients),
+            )
+
+    # -- flush ---------------------------------------------------------------------------
+
+    def flush(self, report: CycleReport) -> None:
+        """Send every pending notice; each is marked sent right after it goes out."""
+        for entry in self.store.pending():
+            assert entry.payload is not None  # pending entries always carry their mail
+            message = email.message_from_bytes(entry.payload, policy=email.policy.default)
+            assert isinstance(message, EmailMessage)
+            try:
+                self.sender.send(message)
+            except (TransientError, PermanentError) as exc:
+                permanent = isinstance(exc, PermanentError)
+                with self.store.transaction():
+                    self.store.mark_attempt_failed(entry.key, str(exc), permanent=permanent)
+                report.failed += 1
+                if permanent:
+                    log.error("notice.send_failed", key=entry.key, error=str(exc))
+                else:
+                    log.warning("notice.send_deferred", key=entry.key, error=str(exc))
+                continue
+            with self.store.transaction():
+                self.store.mark_sent(entry.key, self.clock.now())
+            report.sent += 1
+            log.info(
+                "notice.sent",
+                key=entry.key,
+                kind=entry.kind.value,
+                recipients=list(entry.recipients),
+                message_id=entry.message_id,
+            )
+
+
+def evaluate_all(store: Store, rules: Rules, now: datetime) -> list[Evaluation]:
+    """Evaluate every stored conversation at ``now``; reads the store, writes nothing."""
+    return [
+        evaluate(
+            conversation_id,
+            store.conversation_messages(conversation_id),
+            rules,
+            store.notices_for(conversation_id),
+            now,
+        )
+        for conversation_id in store.conversation_ids()
+    ]
+
+
+def evaluate_conversations(store: Store, rules: Rules, now: datetime) -> list[ConversationStatus]:
+    """Where every client conversation stands at ``now``.
+
+    Conversations that never had a client request (automated mail, mail from senders
+    outside every account) are left out: they carry no promise.
+    """
+    return [e.status for e in evaluate_all(store, rules, now) if e.status.cycle > 0]

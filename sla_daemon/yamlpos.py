@@ -1,0 +1,61 @@
+"""YAML loading that remembers on which line every key stands.
+
+pydantic reports a problem by key path; a person fixes it by line. Composing the YAML
+node tree ourselves gives both from one parse.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+KeyPath = tuple[str | int, ...]
+"""A path into the configuration: mapping keys and list indexes."""
+
+
+def compose_with_lines(text: str) -> tuple[Any, dict[KeyPath, int]]:
+    """Parse ``text`` as YAML; return the data and a map from key path to 1-based line."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return {}, {}
+        data = loader.construct_document(node)
+    finally:
+        loader.dispose()
+    lines: dict[KeyPath, int] = {}
+    _walk(node, (), lines)
+    return data, lines
+
+
+def _walk(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int]) -> None:
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key_path = (*path, str(key_node.value))
+            lines[key_path] = key_node.start_mark.line + 1
+            _walk(value_node, key_path, lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _walk(item, (*path, index), lines)
+
+
+def line_for(lines: dict[KeyPath, int], path: KeyPath) -> int:
+    """The line of ``path``, or of its nearest ancestor that is in the file (else 1)."""
+    for end in range(len(path), -1, -1):
+        line = lines.get(path[:end])
+        if line is not None:
+            return line
+    return 1
+
+
+def describe_path(path: KeyPath) -> str:
+    """Write a key path as a person reads it: ``mailboxes[0].folders.sent``."""
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += ("." if text else "") + part
+    return text or "(top level)"

@@ -1,0 +1,120 @@
+"""An SMTP server for tests that keeps every mail it receives, on a free loopback port."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import threading
+import time
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+from tests.servers.dovecot import free_port
+
+
+@dataclass(frozen=True)
+class ReceivedMail:
+    """One mail as the sink received it: the envelope, the parsed message and its bytes."""
+
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    message: EmailMessage
+    raw: bytes
+
+
+class _Handler:
+    """aiosmtpd handler that records accepted mail on its sink."""
+
+    def __init__(self, sink: SmtpSink) -> None:
+        self._sink = sink
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        """Record the mail, or answer with the sink's ``respond_with`` reply instead."""
+        refusal = self._sink.respond_with
+        if refusal is not None:
+            return refusal
+        raw = bytes(envelope.original_content or envelope.content)
+        message = email.message_from_bytes(raw, policy=email.policy.default)
+        self._sink._record(
+            ReceivedMail(
+                mail_from=str(envelope.mail_from),
+                rcpt_tos=tuple(str(rcpt) for rcpt in envelope.rcpt_tos),
+                message=message,
+                raw=raw,
+            )
+        )
+        return "250 OK"
+
+
+class SmtpSink:
+    """An aiosmtpd server on 127.0.0.1 that collects mail in ``messages``.
+
+    Set ``respond_with`` (e.g. ``"451 4.3.0 Try again later"``) to refuse DATA with that
+    reply instead of accepting. Extra keyword arguments go to aiosmtpd's ``SMTP``
+    (for example ``authenticator`` and ``auth_require_tls``).
+    """
+
+    host = "127.0.0.1"
+
+    def __init__(self, **smtp_kwargs: Any) -> None:
+        self.port = 0
+        self.respond_with: str | None = None
+        self._smtp_kwargs = smtp_kwargs
+        self._messages: list[ReceivedMail] = []
+        self._lock = threading.Lock()
+        self._controller: Controller | None = None
+
+    def __enter__(self) -> SmtpSink:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Start listening on a free port."""
+        # aiosmtpd's Controller cannot listen on port 0: it checks readiness by
+        # connecting to the port it was given, so a real port is picked beforehand.
+        self.port = free_port(self.host)
+        self._controller = Controller(
+            _Handler(self), hostname=self.host, port=self.port, **self._smtp_kwargs
+        )
+        self._controller.start()
+
+    def stop(self) -> None:
+        """Stop listening (received mail stays in ``messages``)."""
+        controller, self._controller = self._controller, None
+        if controller is not None:
+            controller.stop()
+
+    @property
+    def messages(self) -> list[ReceivedMail]:
+        """Everything received so far, oldest first (a copy)."""
+        with self._lock:
+            return list(self._messages)
+
+    def clear(self) -> None:
+        """Forget everything received so far."""
+        with self._lock:
+            self._messages.clear()
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[ReceivedMail]:
+        """Return ``messages`` once there are at least ``count``; fail after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            received = self.messages
+            if len(received) >= count or time.monotonic() >= deadline:
+                break
+            time.sleep(0.02)
+        if len(received) < count:
+            raise AssertionError(
+                f"expected {count} mail(s) at the SMTP sink within {timeout}s, got {len(received)}"
+            )
+        return received
+
+    def _record(self, mail: ReceivedMail) -> None:
+        with self._lock:
+            self._messages.append(mail)

@@ -1,0 +1,176 @@
+"""The service's cycle with fake sources and senders over a real SQLite store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime
+from pathlib import Path
+
+from sla_daemon.adapters.mailparse import MalformedMessage, parse_message
+from sla_daemon.adapters.render import NoticeRenderer
+from sla_daemon.adapters.store import Store
+from sla_daemon.clock import FixedClock
+from sla_daemon.core.model import FolderKind
+from sla_daemon.errors import TransientError
+from sla_daemon.ports import FetchedMessage, FolderBatch, FolderCursor
+from sla_daemon.service import SlaService
+from tests.unit.builders import NOW, TEAM, rules
+
+
+def _raw(
+    message_id: str, sender: str, subject: str, at: datetime, parent: str | None = None
+) -> bytes:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = "support@acme.example"
+    message["Subject"] = subject
+    message["Date"] = format_datetime(at)
+    message["Message-ID"] = f"<{message_id}>"
+    if parent:
+        message["In-Reply-To"] = f"<{parent}>"
+    message.set_content("Hello")
+    return message.as_bytes()
+
+
+class FakeSource:
+    """An in-memory mailbox with one INBOX that honours cursors like IMAP."""
+
+    def __init__(self, messages: list[tuple[bytes, datetime]], name: str = "support") -> None:
+        self.name = name
+        self.messages = messages
+        self.polls = 0
+        self.fail = False
+
+    def poll(
+        self, cursors: Mapping[str, FolderCursor], backfill_since: datetime
+    ) -> Iterator[FolderBatch]:
+        """Yield the INBOX messages after the cursor."""
+        self.polls += 1
+        if self.fail:
+            raise TransientError("server went away")
+        cursor = cursors.get("INBOX")
+        last = cursor.last_uid if cursor else 0
+        fresh = [
+            FetchedMessage(uid, raw, at)
+            for uid, (raw, at) in enumerate(self.messages, start=1)
+            if uid > last
+        ]
+        if fresh:
+            yield FolderBatch(self.name, "INBOX", FolderKind.INBOX, 7, fresh[-1].uid, tuple(fresh))
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class FakeSender:
+    """Records what it is asked to send; can be told to fail transiently."""
+
+    def __init__(self) -> None:
+        self.sent: list[EmailMessage] = []
+        self.fail = False
+
+    def send(self, message: EmailMessage) -> None:
+        """Record ``message`` or raise TransientError."""
+        if self.fail:
+            raise TransientError("451 try later")
+        self.sent.append(message)
+
+
+def _service(
+    store: Store, source: FakeSource, sender: FakeSender, now: datetime = NOW
+) -> SlaService:
+    return SlaService(
+        store=store,
+        sources=[source],
+        parse=parse_message,
+        is_malformed=lambda exc: exc.reason if isinstance(exc, MalformedMessage) else None,
+        renderer=NoticeRenderer(None, TEAM, "UTC"),
+        sender=sender,
+        rules=rules(),
+        clock=FixedClock(now),
+    )
+
+
+def test_cycle_sends_one_auto_ack_and_restart_sends_nothing_twice(tmp_path: Path) -> None:
+    """A fresh client mail is auto-acked once; a new service on the same store is idle."""
+    at = NOW - timedelta(minutes=2)
+    source = FakeSource([(_raw("m1@globex.example", "dana@globex.example", "Help", at), at)])
+    sender = FakeSender()
+    store = Store(tmp_path / "state.sqlite3")
+    report = _service(store, source, sender).run_cycle()
+    assert (report.stored, report.sent) == (1, 1)
+    assert sender.sent[0]["To"] == "dana@globex.example"
+    store.close()
+
+    reopened = Store(tmp_path / "state.sqlite3")
+    again = _service(reopened, source, sender).run_cycle()
+    assert (again.fetched, again.sent, again.decided) == (0, 0, 0)
+    assert len(sender.sent) == 1
+
+
+def test_transient_send_failure_stays_pending_and_goes_out_next_cycle(tmp_path: Path) -> None:
+    """A 4xx from SMTP keeps the notice pending; the next cycle sends it, once."""
+    at = NOW - timedelta(minutes=2)
+    source = FakeSource([(_raw("m1@globex.example", "dana@globex.example", "Help", at), at)])
+    sender = FakeSender()
+    sender.fail = True
+    service = _service(Store(tmp_path / "s.sqlite3"), source, sender)
+    first = service.run_cycle()
+    assert (first.decided, first.sent, first.failed) == (1, 0, 1)
+    [entry] = service.store.pending()
+    assert entry.attempts == 1 and entry.last_error == "451 try later"
+    sender.fail = False
+    second = service.run_cycle()
+    assert (second.decided, second.sent) == (0, 1)
+    assert len(sender.sent) == 1
+    assert service.store.pending() == []
+
+
+def test_unreachable_source_is_reported_and_the_cycle_goes_on(tmp_path: Path) -> None:
+    """A source that raises TransientError is logged in the report; nothing crashes."""
+    source = FakeSource([])
+    source.fail = True
+    report = _service(Store(tmp_path / "s.sqlite3"), source, FakeSender()).run_cycle()
+    assert report.source_errors == ["support: server went away"]
+
+
+def test_unparseable_message_is_quarantined_and_the_cursor_advances(tmp_path: Path) -> None:
+    """Bytes that cannot be parsed are kept with a reason; later mail is still read."""
+    at = NOW - timedelta(minutes=2)
+    source = FakeSource(
+        [(b"", at), (_raw("ok@globex.example", "dana@globex.example", "Hi", at), at)]
+    )
+    service = _service(Store(tmp_path / "s.sqlite3"), source, FakeSender())
+    report = service.run_cycle()
+    assert (report.quarantined, report.stored) == (1, 1)
+    [(mailbox, folder, uid, reason)] = service.store.quarantined()
+    assert (mailbox, folder, uid) == ("support", "INBOX", 1)
+    assert reason
+    assert service.store.cursors("support")["INBOX"] == FolderCursor(7, 2)
+
+
+def test_dry_run_decides_nothing_and_sends_nothing(tmp_path: Path) -> None:
+    """With dry_run the mail is read but the outbox stays empty and nothing is sent."""
+    at = NOW - timedelta(minutes=2)
+    source = FakeSource([(_raw("m1@globex.example", "dana@globex.example", "Help", at), at)])
+    sender = FakeSender()
+    service = _service(Store(tmp_path / "s.sqlite3"), source, sender)
+    service.dry_run = True
+    report = service.run_cycle()
+    assert report.stored == 1 and report.decided == 0
+    assert sender.sent == [] and service.store.outbox() == []
+
+
+def test_the_same_message_in_two_folders_is_one_message(tmp_path: Path) -> None:
+    """A Message-ID fetched twice (another folder or mailbox) is stored once."""
+    at = NOW - timedelta(minutes=2)
+    raw = _raw("m1@globex.example", "dana@globex.example", "Help", at)
+    store = Store(tmp_path / "s.sqlite3")
+    sender = FakeSender()
+    _service(store, FakeSource([(raw, at)], name="shared"), sender).run_cycle()
+    report = _service(store, FakeSource([(raw, at)], name="alice"), sender).run_cycle()
+    assert report.duplicates == 1 and report.stored == 0
+    assert store.message_count() == 1
+    assert len(sender.sent) == 1
