@@ -9,7 +9,6 @@ docs/configuration.md is the reference. A file that does not validate raises
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 from datetime import timedelta
@@ -30,6 +29,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from sla_daemon.errors import ConfigError
+from sla_daemon.hosts import is_loopback_host
 from sla_daemon.units import parse_duration, parse_size
 from sla_daemon.yamlpos import KeyPath, compose_with_lines, describe_path, line_for
 
@@ -273,15 +273,6 @@ class Config(_Section):
         return min(m.poll_interval for m in self.mailboxes)
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _cross_checks(config: Config) -> list[tuple[KeyPath, str]]:
     """Checks that span several keys; each problem names the key to fix."""
     problems: list[tuple[KeyPath, str]] = []
@@ -302,13 +293,13 @@ def _cross_checks(config: Config) -> list[tuple[KeyPath, str]]:
                 problems.append(
                     (where, "an IMAP mailbox needs password, password_file or password_env")
                 )
-            if mailbox.security == "none" and not _is_loopback(mailbox.host):
+            if mailbox.security == "none" and not is_loopback_host(mailbox.host):
                 problems.append(
                     ((*where, "security"), "none sends the password in clear; loopback only")
                 )
         if len(mailbox.secret_sources()) > 1:
             problems.append((where, "give only one of " + ", ".join(mailbox.secret_sources())))
-    if config.smtp.security == "none" and not _is_loopback(config.smtp.host):
+    if config.smtp.security == "none" and not is_loopback_host(config.smtp.host):
         problems.append((("smtp", "security"), "none is only allowed to a loopback host"))
     if len(config.smtp.secret_sources()) > 1:
         problems.append((("smtp",), "give only one of " + ", ".join(config.smtp.secret_sources())))

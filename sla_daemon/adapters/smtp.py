@@ -8,7 +8,6 @@ certificate that does not verify).
 
 from __future__ import annotations
 
-import ipaddress
 import smtplib
 import ssl
 from email.message import EmailMessage
@@ -17,25 +16,12 @@ from typing import Literal
 import structlog
 
 from sla_daemon.errors import PermanentError, TransientError
+from sla_daemon.hosts import is_loopback_host
 
 Security = Literal["tls", "starttls", "none"]
 """How the connection is protected: implicit TLS, STARTTLS, or not at all (loopback)."""
 
 _log = structlog.get_logger(__name__)
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` names this machine (``localhost`` or a loopback IP literal).
-
-    Names are not resolved: a DNS answer must not decide whether a password travels in
-    clear.
-    """
-    if host.lower().rstrip(".") == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _reply_text(raw: bytes | str) -> str:
@@ -64,7 +50,7 @@ class SmtpSender:
     ) -> None:
         if security not in ("tls", "starttls", "none"):
             raise ValueError(f"unknown SMTP security {security!r} (tls, starttls or none)")
-        if security == "none" and not is_loopback(host):
+        if security == "none" and not is_loopback_host(host):
             raise ValueError(
                 f"refusing an unencrypted SMTP connection to {host}: "
                 "security none is only allowed to a loopback address"

@@ -17,72 +17,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sla_daemon.adapters.factsjson import facts_from_json, facts_to_json
+from sla_daemon.adapters.schema import MIGRATIONS, SCHEMA_VERSION
 from sla_daemon.core.model import MessageFacts, NoticeKind, SentNotice
 from sla_daemon.ports import FolderCursor
 
 DATABASE_NAME = "state.sqlite3"
-
-_MIGRATIONS: tuple[str, ...] = (
-    # 1: the first schema.
-    """
-    CREATE TABLE cursors (
-        mailbox TEXT NOT NULL,
-        folder TEXT NOT NULL,
-        uidvalidity INTEGER NOT NULL,
-        last_uid INTEGER NOT NULL,
-        updated_at TEXT NOT NULL,
-        PRIMARY KEY (mailbox, folder)
-    );
-    CREATE TABLE messages (
-        message_id TEXT PRIMARY KEY,
-        conversation_id TEXT NOT NULL,
-        arrived_at TEXT NOT NULL,
-        facts TEXT NOT NULL,
-        stored_at TEXT NOT NULL
-    );
-    CREATE INDEX messages_by_conversation ON messages (conversation_id, arrived_at);
-    CREATE TABLE message_locations (
-        mailbox TEXT NOT NULL,
-        folder TEXT NOT NULL,
-        uidvalidity INTEGER NOT NULL,
-        uid INTEGER NOT NULL,
-        message_id TEXT NOT NULL,
-        PRIMARY KEY (mailbox, folder, uidvalidity, uid)
-    );
-    CREATE TABLE thread_links (
-        message_id TEXT PRIMARY KEY,
-        conversation_id TEXT NOT NULL
-    );
-    CREATE TABLE quarantine (
-        id INTEGER PRIMARY KEY,
-        mailbox TEXT NOT NULL,
-        folder TEXT NOT NULL,
-        uidvalidity INTEGER NOT NULL,
-        uid INTEGER NOT NULL,
-        reason TEXT NOT NULL,
-        raw BLOB NOT NULL,
-        quarantined_at TEXT NOT NULL,
-        UNIQUE (mailbox, folder, uidvalidity, uid)
-    );
-    CREATE TABLE outbox (
-        key TEXT PRIMARY KEY,
-        conversation_id TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        recipients TEXT NOT NULL,
-        status TEXT NOT NULL CHECK (status IN ('pending', 'sent', 'suppressed', 'failed')),
-        reason TEXT,
-        message_id TEXT,
-        payload BLOB,
-        decided_at TEXT NOT NULL,
-        sent_at TEXT,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        last_error TEXT
-    );
-    CREATE INDEX outbox_by_conversation ON outbox (conversation_id);
-    CREATE INDEX outbox_pending ON outbox (status) WHERE status = 'pending';
-    """,
-)
-SCHEMA_VERSION = len(_MIGRATIONS)
 
 
 def _iso(value: datetime) -> str:
@@ -166,7 +105,7 @@ class Store:
             with self.transaction():
                 # executescript() would COMMIT on its own; statements one by one keep the
                 # migration and its version bump in a single transaction.
-                for statement in _MIGRATIONS[number].split(";"):
+                for statement in MIGRATIONS[number].split(";"):
                     if statement.strip():
                         self._db.execute(statement)
                 self._db.execute(f"PRAGMA user_version = {number + 1}")

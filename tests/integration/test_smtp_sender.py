@@ -23,7 +23,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from structlog.testing import capture_logs
 
 from sla_daemon.adapters.render import NoticeRenderer
-from sla_daemon.adapters.smtp import SmtpSender, is_loopback
+from sla_daemon.adapters.smtp import SmtpSender
 from sla_daemon.core.model import (
     Address,
     ClockName,
@@ -35,6 +35,7 @@ from sla_daemon.core.model import (
     Team,
 )
 from sla_daemon.errors import PermanentError, TransientError
+from sla_daemon.hosts import is_loopback_host
 
 pytestmark = pytest.mark.integration
 
@@ -265,8 +266,10 @@ def test_plaintext_is_refused_except_to_loopback(host: str) -> None:
     """Security "none" to another host is refused before any connection is made."""
     with pytest.raises(ValueError, match="loopback"):
         SmtpSender(host, 25, "none", None, None)
-    assert not is_loopback(host)
-    assert is_loopback("localhost") and is_loopback("::1") and is_loopback("127.0.0.2")
+    assert not is_loopback_host(host)
+    assert (
+        is_loopback_host("localhost") and is_loopback_host("::1") and is_loopback_host("127.0.0.2")
+    )
 
 
 @pytest.fixture(scope="module")

@@ -6,20 +6,20 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from sla_daemon.adapters.imap import (
+from sla_daemon.adapters.imap import ImapSource
+from sla_daemon.adapters.imapwire import (
     FETCH_ITEMS,
-    ImapSource,
     batched,
     decode_flags,
     describe,
     fetched_message,
     internaldate_to_utc,
-    is_loopback_host,
     login_refusal_is_temporary,
     server_reply,
     since_search_date,
     uids_after,
 )
+from sla_daemon.hosts import is_loopback_host
 
 IST = timezone(timedelta(hours=5, minutes=30))
 
