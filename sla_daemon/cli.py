@@ -39,7 +39,11 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="configuration file (default: $SLA_DAEMON_CONFIG, then /etc/sla-daemon/config.yaml)",
     )
-    parser.add_argument("--log-level", default="info", help="debug, info, warning or error")
+    parser.add_argument(
+        "--log-level",
+        default=None,
+        help="debug, info, warning or error (default: info; the demo: warning)",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("check-config", help="validate the configuration and summarise it")
     run = commands.add_parser("run", help="watch the mailboxes and keep the SLA clocks")
@@ -64,7 +68,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit status."""
     args = _parser().parse_args(argv)
-    configure_logging(level=args.log_level)
+    default_level = "warning" if args.command == "demo" else "info"
+    configure_logging(level=args.log_level or default_level)
     try:
         if args.command == "demo":
             from sla_daemon.demo import run_demo

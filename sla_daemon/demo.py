@@ -227,6 +227,7 @@ def run_demo(directory: Path | None) -> int:
         config = parse_config(config_path.read_text(encoding="utf-8"), str(config_path))
         service = build_service(config)
         report = service.run_cycle()
+        suppressed = [e for e in service.store.outbox() if e.status == "suppressed"]
         service.store.close()
     finally:
         controller.stop()
@@ -235,8 +236,11 @@ def run_demo(directory: Path | None) -> int:
     print(f"\nSample mailbox: {directory / 'mail'} (Maildir, INBOX and Sent)")
     print(
         f"One cycle: {report.stored} messages stored, {report.sent} notices sent, "
-        f"{report.suppressed} suppressed with a reason (see the log above).\n"
+        f"{report.suppressed} decided against, each with its reason:"
     )
+    for entry in suppressed:
+        print(f"  - no {entry.kind.value} to {', '.join(entry.recipients)}: {entry.reason}")
+    print()
     statuses = conversation_statuses(config, SystemClock().now().astimezone(UTC)) or []
     print(status_table(statuses, SystemClock().now(), zone))
     print(f"\nNotices received by the SMTP sink ({len(sink.received)}):")
