@@ -29,7 +29,7 @@ from sla_daemon.core.model import (
     MessageFacts,
     Rules,
 )
-from sla_daemon.core.threads import assign_conversation, conversations_to_merge, ids_to_link
+from sla_daemon.core.threads import ids_to_link, plan_threading
 from sla_daemon.errors import AuthenticationError, PermanentError, TransientError
 from sla_daemon.ports import FetchedMessage, FolderBatch, FolderCursor, MailSource, NoticeSender
 
@@ -245,9 +245,9 @@ class SlaService:
                 reason="the same Message-ID was already stored from another folder",
             )
             return
-        links = self.store.conversation_links(ids_to_link(facts))
-        conversation_id = assign_conversation(facts, links)
-        for other in sorted(conversations_to_merge(facts, links, conversation_id)):
+        plan = plan_threading(facts, self.store.conversation_links(ids_to_link(facts)))
+        conversation_id = plan.conversation_id
+        for other in plan.merge:
             self.store.merge_conversation(other, into=conversation_id)
             log.info(
                 "conversation.merged",
@@ -256,7 +256,7 @@ class SlaService:
                 reason=f"{facts.message_id} links both threads",
             )
         self.store.add_message(facts, conversation_id, now)
-        self.store.link(ids_to_link(facts), conversation_id)
+        self.store.link(plan.link_ids, conversation_id)
         report.stored += 1
         verdict = classify(facts, self.rules)
         log.info(

@@ -5,18 +5,47 @@ The store keeps a map from every Message-ID seen (including ids only referenced,
 conversation of its In-Reply-To parent when that is known (the parent is trusted over a
 References list that disagrees), else of its nearest known reference; otherwise it opens a
 new conversation named after its thread's root.
+
+Every id a message names is linked to its conversation, and any other conversation one of
+those ids already belongs to is merged into it. The conversations are therefore the
+connected groups of messages and the ids they name, whatever order the mail arrives in.
+Nothing here walks a parent chain, so reference loops (a message that lists a reply to
+itself, or its own id) cannot make it loop: a message's own id never counts as one of its
+relations, and a loop only joins messages that belong together anyway.
+
+``plan_threading`` is the decision as a value; the service applies it to the store and the
+tests apply it to a dictionary, so both run the same code.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from sla_daemon.core.model import MessageFacts
 
 
+@dataclass(frozen=True)
+class ThreadingPlan:
+    """What storing one message does to the conversations.
+
+    Merge every conversation in ``merge`` into ``conversation_id`` (in that order), store
+    the message in ``conversation_id``, then point each of ``link_ids`` that is not yet
+    linked at ``conversation_id``.
+    """
+
+    conversation_id: str
+    merge: tuple[str, ...]
+    link_ids: tuple[str, ...]
+
+
 def related_ids(facts: MessageFacts) -> tuple[str, ...]:
-    """Ids a message is linked to, nearest first: In-Reply-To, then References backwards."""
+    """Ids a message is linked to, nearest first: In-Reply-To, then References backwards.
+
+    Each id appears once, and the message's own id never does (a References list that
+    names the message itself is a loop, not a relation).
+    """
     ordered: list[str] = []
     if facts.in_reply_to:
         ordered.append(facts.in_reply_to)
@@ -31,10 +60,15 @@ def related_ids(facts: MessageFacts) -> tuple[str, ...]:
 
 
 def thread_root(facts: MessageFacts) -> str:
-    """The id the thread started with, as far as this message tells."""
-    if facts.references:
-        return facts.references[0]
-    if facts.in_reply_to:
+    """The id the thread started with, as far as this message tells.
+
+    The first reference that is not the message itself, else its In-Reply-To parent, else
+    the message's own id.
+    """
+    for message_id in facts.references:
+        if message_id != facts.message_id:
+            return message_id
+    if facts.in_reply_to and facts.in_reply_to != facts.message_id:
         return facts.in_reply_to
     return facts.message_id
 
@@ -74,3 +108,18 @@ def conversations_to_merge(facts: MessageFacts, known: Mapping[str, str], into: 
 def ids_to_link(facts: MessageFacts) -> tuple[str, ...]:
     """Every id that should point at this message's conversation once it is stored."""
     return (facts.message_id, *related_ids(facts))
+
+
+def plan_threading(facts: MessageFacts, known: Mapping[str, str]) -> ThreadingPlan:
+    """Decide where ``facts`` goes, given the links ``known`` for ``ids_to_link(facts)``.
+
+    ``known`` maps Message-IDs to conversation ids; only the ids of ``ids_to_link(facts)``
+    are looked at, so a caller may pass just those. The merges are sorted, so the same
+    input always gives the same plan. Planning a message that is already stored again
+    (the same Message-ID fetched from another folder) returns its conversation with nothing
+    to merge, as long as the copy names no id of another conversation; the service skips
+    such copies before planning, so a copy never re-threads anything.
+    """
+    conversation_id = assign_conversation(facts, known)
+    merge = tuple(sorted(conversations_to_merge(facts, known, conversation_id)))
+    return ThreadingPlan(conversation_id=conversation_id, merge=merge, link_ids=ids_to_link(facts))

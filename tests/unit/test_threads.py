@@ -9,11 +9,14 @@ from hypothesis import strategies as st
 
 from sla_daemon.core.model import MessageFacts
 from sla_daemon.core.threads import (
+    ThreadingPlan,
     assign_conversation,
     conversation_id_for_root,
     conversations_to_merge,
     ids_to_link,
+    plan_threading,
     related_ids,
+    thread_root,
 )
 
 AT = datetime(2026, 11, 24, tzinfo=UTC)
@@ -111,3 +114,117 @@ def test_reply_stored_before_parent_is_merged_into_the_parents_thread() -> None:
     reply = store(_facts("team-reply", "request", ("request",)))
     assert reply == request
     assert links["ooo"] == links["team-reply"] == links["request"] == request
+
+
+def _apply(facts: MessageFacts, links: dict[str, str]) -> ThreadingPlan:
+    """Apply the plan for ``facts`` to ``links`` the way the service applies it to the store."""
+    plan = plan_threading(facts, links)
+    for other in plan.merge:
+        for key, value in list(links.items()):
+            if value == other:
+                links[key] = plan.conversation_id
+    for message_id in plan.link_ids:
+        links.setdefault(message_id, plan.conversation_id)
+    return plan
+
+
+def _planned(messages: list[MessageFacts]) -> dict[str, str]:
+    """Store ``messages`` in order through plans; return id -> final conversation."""
+    links: dict[str, str] = {}
+    for facts in messages:
+        _apply(facts, links)
+    return {facts.message_id: links[facts.message_id] for facts in messages}
+
+
+def test_plan_for_a_new_thread() -> None:
+    """A message that names nothing known opens its root's conversation and links its ids."""
+    plan = plan_threading(_facts("b", "a", ("a",)), {})
+    assert plan == ThreadingPlan(
+        conversation_id=conversation_id_for_root("a"), merge=(), link_ids=("b", "a")
+    )
+
+
+def test_plan_joins_the_parent_and_merges_the_rest_sorted() -> None:
+    """The In-Reply-To parent's conversation wins; every other linked one is merged, sorted."""
+    known = {"parent": "c-p", "x": "c-z", "y": "c-a", "me": "c-m"}
+    plan = plan_threading(_facts("me", "parent", ("x", "y", "parent")), known)
+    assert plan.conversation_id == "c-p"
+    assert plan.merge == ("c-a", "c-m", "c-z")
+    assert plan.link_ids == ("me", "parent", "y", "x")
+
+
+def test_plan_matches_the_existing_functions() -> None:
+    """The plan is made of assign_conversation, conversations_to_merge and ids_to_link."""
+    facts = _facts("r", "y", ("x", "y"))
+    known = {"x": "c-x", "y": "c-y"}
+    plan = plan_threading(facts, known)
+    assert plan.conversation_id == assign_conversation(facts, known)
+    assert set(plan.merge) == conversations_to_merge(facts, known, plan.conversation_id)
+    assert plan.link_ids == ids_to_link(facts)
+
+
+def test_a_stored_message_planned_again_stays_where_it_is() -> None:
+    """A second copy of a stored message (same Message-ID) plans into its conversation.
+
+    That holds for a copy whose References name another, unknown message too: nothing is
+    merged and the message does not move.
+    """
+    links: dict[str, str] = {}
+    _apply(_facts("root"), links)
+    stored = _apply(_facts("m", "root", ("root",)), links).conversation_id
+    for copy in (_facts("m", "root", ("root",)), _facts("m", "other", ("other",))):
+        plan = plan_threading(copy, links)
+        assert plan.conversation_id == stored
+        assert plan.merge == ()
+
+
+def test_a_message_naming_itself_is_not_a_loop() -> None:
+    """Its own id in In-Reply-To or References is ignored, also when naming the thread."""
+    facts = _facts("a", "a", ("a", "root", "a"))
+    assert related_ids(facts) == ("root",)
+    assert thread_root(facts) == "root"
+    assert thread_root(_facts("a", "a", ("a",))) == "a"
+    plan = plan_threading(facts, {})
+    assert plan == ThreadingPlan(conversation_id_for_root("root"), (), ("a", "root"))
+
+
+def test_two_messages_replying_to_each_other_are_one_thread_in_either_order() -> None:
+    """A reference loop (each In-Reply-To the other) ends, and joins the two."""
+    first, second = _facts("12", "21"), _facts("21", "12")
+    for order in ([first, second], [second, first]):
+        threads = _planned(order)
+        assert threads["12"] == threads["21"]
+
+
+def test_references_that_include_a_descendant_are_one_thread() -> None:
+    """A root whose References name its own reply (and itself) joins that reply's thread."""
+    messages = [
+        _facts("root", None, ("reply", "root")),
+        _facts("reply", "root", ("root",)),
+        _facts("other"),
+    ]
+    for order in (messages, messages[::-1]):
+        threads = _planned(order)
+        assert threads["root"] == threads["reply"] != threads["other"]
+
+
+_ids = st.sampled_from([f"m{i}" for i in range(8)])
+_message = st.builds(_facts, _ids, st.none() | _ids, st.lists(_ids, max_size=4).map(tuple))
+
+
+@given(st.lists(_message, min_size=1, max_size=12, unique_by=lambda facts: facts.message_id))
+def test_membership_is_the_same_in_any_order(messages: list[MessageFacts]) -> None:
+    """Random reference graphs thread the same way in one order or the reverse.
+
+    Loops and self-references included; planning twice on the same links gives one plan.
+    """
+    forward = _planned(messages)
+    backward = _planned(messages[::-1])
+    for first in messages:
+        for second in messages:
+            together = forward[first.message_id] == forward[second.message_id]
+            assert together == (backward[first.message_id] == backward[second.message_id])
+    links: dict[str, str] = {}
+    for facts in messages:
+        assert plan_threading(facts, dict(links)) == plan_threading(facts, dict(links))
+        _apply(facts, links)
