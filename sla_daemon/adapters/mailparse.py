@@ -50,6 +50,15 @@ SELECTED_HEADERS = (
     "x-loop",
     "x-mailer",
     "feedback-type",
+    "x-failed-recipients",
+    "x-autoreply-from",
+    "x-mail-autoreply",
+    "x-bluebottle-request",
+    "x-cr-hashedpuzzle",
+    "x-cr-puzzleid",
+    # The raw value keeps what the parsed content type loses: the report-type parameter,
+    # which tells a delivery report from a feedback report or a read receipt.
+    "content-type",
 )
 """Header fields kept in ``MessageFacts.headers`` (classification needs them later)."""
 

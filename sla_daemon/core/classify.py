@@ -10,16 +10,21 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from sla_daemon.core.automated import NOTICE_HEADER, detect_automated
 from sla_daemon.core.model import Account, MarkerSet, MessageFacts, Role, Rules
 
-NOTICE_HEADER = "x-sla-daemon"
-"""Header every notice we send carries, so that we recognise our own mail anywhere."""
+__all__ = [
+    "NOTICE_HEADER",
+    "Classification",
+    "account_for_address",
+    "automation_reason",
+    "classify",
+    "client_recipient",
+    "is_team_address",
+    "marker_reason",
+    "new_text",
+]
 
-_AUTOMATED_LOCAL_PARTS = re.compile(
-    r"^(mailer-daemon|postmaster|no[-_.]?reply|do[-_.]?not[-_.]?reply|bounces?|"
-    r"auto[-_.]?reply|autoresponder)([+-].*)?$"
-)
-_BULK_PRECEDENCE = {"bulk", "junk", "list", "auto_reply"}
 _TRUTHY = {"yes", "true", "1", "on"}
 
 
@@ -33,34 +38,14 @@ class Classification:
 
 
 def automation_reason(facts: MessageFacts) -> str | None:
-    """Return why ``facts`` is automated mail (RFC 3834 and common practice), or None.
+    """Return why ``facts`` is automated mail (kind and reasons), or None.
 
-    Automated mail never opens or advances a conversation and is never auto-acked.
+    A thin wrapper over ``detect_automated`` for callers that only need the text, such
+    as ``"auto_reply: Auto-Submitted: auto-replied"``. Automated mail never opens or
+    advances a conversation and is never auto-acked.
     """
-    if facts.header(NOTICE_HEADER) is not None:
-        return "our own notice (X-SLA-Daemon)"
-    auto_submitted = (facts.header("auto-submitted") or "").strip().lower()
-    if auto_submitted and not auto_submitted.startswith("no"):
-        return f"Auto-Submitted: {auto_submitted}"
-    precedence = (facts.header("precedence") or "").strip().lower()
-    if precedence in _BULK_PRECEDENCE:
-        return f"Precedence: {precedence}"
-    for name in ("list-id", "list-unsubscribe"):
-        if facts.header(name) is not None:
-            return f"mailing list ({name})"
-    for name in ("x-autoreply", "x-autorespond", "x-auto-response-suppress"):
-        if facts.header(name) is not None:
-            return f"auto-reply header ({name})"
-    if facts.content_type == "multipart/report":
-        return "delivery or feedback report (multipart/report)"
-    return_path = facts.header("return-path")
-    if return_path is not None and return_path.strip() in {"<>", ""}:
-        return "null return path (Return-Path: <>)"
-    if facts.sender is None:
-        return "no sender address"
-    if _AUTOMATED_LOCAL_PARTS.match(facts.sender.local_part):
-        return f"automated sender ({facts.sender.email})"
-    return None
+    verdict = detect_automated(facts)
+    return verdict.describe() if verdict.is_automated else None
 
 
 def _domain_matches(domain: str, configured: tuple[str, ...]) -> bool:
@@ -98,10 +83,12 @@ def account_for_address(email: str, rules: Rules) -> Account | None:
 
 def classify(facts: MessageFacts, rules: Rules) -> Classification:
     """Decide whether ``facts`` was written by a client, the team, a machine, or other."""
-    automated = automation_reason(facts)
-    if automated is not None:
-        return Classification(Role.AUTOMATED, None, automated)
-    assert facts.sender is not None  # automation_reason treats a missing sender as automated
+    verdict = detect_automated(facts)
+    if verdict.is_automated:
+        return Classification(Role.AUTOMATED, None, verdict.describe())
+    if facts.sender is None:
+        # Nobody to answer and nobody to attribute the mail to: it opens nothing.
+        return Classification(Role.AUTOMATED, None, "no sender address")
     if is_team_address(facts.sender.email, rules):
         client = client_recipient(facts, rules)
         account = account_for_address(client, rules) if client else None
