@@ -5,8 +5,11 @@ This is the only module that constructs adapters. Everything else receives them.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from email.utils import parseaddr
+from pathlib import Path
+from typing import Any
 
 from sla_daemon.adapters.imap import ImapSource
 from sla_daemon.adapters.local import LocalSource
@@ -15,7 +18,7 @@ from sla_daemon.adapters.render import NoticeRenderer
 from sla_daemon.adapters.smtp import SmtpSender
 from sla_daemon.adapters.store import Store
 from sla_daemon.clock import Clock, SystemClock
-from sla_daemon.config import Config, MailboxConfig
+from sla_daemon.config import Config, IngestConfig, MailboxConfig, MarkersConfig
 from sla_daemon.core.model import (
     Account,
     Address,
@@ -95,15 +98,22 @@ def _tuples(markers: Markers) -> Markers:
     return Markers(fix(markers.action_plan), fix(markers.waiting_on_client))
 
 
-def build_source(mailbox: MailboxConfig) -> MailSource:
-    """The source for one configured mailbox: IMAP, or a local Maildir/mbox."""
+def build_source(mailbox: MailboxConfig, ingest: IngestConfig | None = None) -> MailSource:
+    """The source for one configured mailbox: IMAP, or a local Maildir/mbox.
+
+    ``ingest`` gives ``max_body_bytes`` (its default when left out). Without
+    ``folders.sent`` an IMAP source finds its sent folders by SPECIAL-USE and a local one
+    reads ``Sent``.
+    """
+    ingest = ingest or IngestConfig()
     if mailbox.path is not None:
+        sent = mailbox.sent_folders
         return LocalSource(
             name=mailbox.name,
             path=mailbox.path,
             format=mailbox.format,
             inbox_folders=mailbox.folders.inbox,
-            sent_folders=mailbox.folders.sent,
+            sent_folders=["Sent"] if sent is None else sent,
         )
     assert mailbox.host is not None and mailbox.username is not None  # config guarantees
     return ImapSource(
@@ -114,8 +124,11 @@ def build_source(mailbox: MailboxConfig) -> MailSource:
         username=mailbox.username,
         password=mailbox.resolve_password() or "",
         inbox_folders=mailbox.folders.inbox,
-        sent_folders=mailbox.folders.sent,
+        sent_folders=mailbox.sent_folders,
         timeout=mailbox.timeout.total_seconds(),
+        max_body_bytes=ingest.max_body_bytes,
+        idle=mailbox.idle,
+        idle_renew=mailbox.idle_renew.total_seconds(),
     )
 
 
@@ -135,7 +148,7 @@ def build_service(
     rules = build_rules(config)
     # Secrets are read here, at start-up: a missing password file stops the daemon with
     # a ConfigError (exit 78) instead of failing on the first cycle.
-    sources = [build_source(mailbox) for mailbox in config.mailboxes]
+    sources = [build_source(mailbox, config.ingest) for mailbox in config.mailboxes]
     sender = SmtpSender(
         host=config.smtp.host,
         port=config.smtp.effective_port,
@@ -173,3 +186,79 @@ def conversation_statuses(config: Config, now: datetime) -> list[ConversationSta
         return evaluate_conversations(store, build_rules(config), now)
     finally:
         store.close()
+
+
+def build_markers(markers: MarkersConfig) -> Markers:
+    """The core's markers from the ``markers`` section (or its defaults)."""
+    return _tuples(
+        Markers(
+            action_plan=MarkerSet(**markers.action_plan.model_dump()),
+            waiting_on_client=MarkerSet(**markers.waiting_on_client.model_dump()),
+        )
+    )
+
+
+def inspect_paths(
+    paths: Sequence[Path], config: Config | None, now: datetime
+) -> list[dict[str, Any]]:
+    """``inspect``: one row per message found in ``paths``, as the daemon would see it.
+
+    Each path is an .eml file, a Maildir (its ``cur/`` and ``new/``), an mbox file (a file
+    whose first line starts with ``From ``), or a directory of such files. Messages are
+    parsed by the daemon's parser (Date header as arrival time, as for local mail) and
+    handed to ``inspection.inspect_messages``. With ``config``, its markers, team and
+    accounts are used; without, the default markers. Opens no database and no connection.
+    """
+    from sla_daemon.core.model import FolderKind
+    from sla_daemon.inspection import Inspected, inspect_messages
+
+    rules = build_rules(config) if config is not None else None
+    markers = rules.markers if rules is not None else build_markers(MarkersConfig())
+    extra_headers = (*markers.action_plan.headers, *markers.waiting_on_client.headers)
+    max_body_bytes = config.ingest.max_body_bytes if config is not None else 256 * 1024
+    messages: list[Inspected] = []
+    for label, raw, error in _inspected_files(paths):
+        if raw is None:
+            messages.append(Inspected(label, error=error))
+            continue
+        try:
+            facts = parse_message(
+                raw,
+                mailbox="inspect",
+                folder="INBOX",
+                folder_kind=FolderKind.INBOX,
+                internaldate=None,
+                max_body_bytes=max_body_bytes,
+                now=now,
+                extra_headers=extra_headers,
+            )
+        except MalformedMessage as exc:
+            messages.append(Inspected(label, error=exc.reason))
+            continue
+        messages.append(Inspected(label, facts=facts))
+    return inspect_messages(messages, markers, rules)
+
+
+def _inspected_files(paths: Sequence[Path]) -> Iterator[tuple[str, bytes | None, str | None]]:
+    """``(label, raw bytes, None)`` per message in ``paths``, or ``(label, None, error)``."""
+    from sla_daemon.adapters.local import maildir_files, mbox_messages
+
+    for path in paths:
+        if path.is_dir():
+            if (path / "cur").is_dir() or (path / "new").is_dir():
+                files = maildir_files(path)
+            else:
+                files = sorted(p for p in path.iterdir() if p.is_file())
+            for file in files:
+                yield from _inspected_files([file])
+            continue
+        try:
+            with path.open("rb") as handle:
+                is_mbox = path.suffix.lower() != ".eml" and handle.read(5) == b"From "
+            if not is_mbox:
+                yield str(path), path.read_bytes(), None
+                continue
+            for position, raw in mbox_messages(path):
+                yield f"{path}#{position}", raw, None
+        except OSError as exc:
+            yield str(path), None, f"cannot read: {exc.strerror or exc}"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-import threading
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -58,6 +57,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="TIME",
         help="evaluate at another time (ISO 8601; without offset: the configured timezone)",
     )
+    inspect = commands.add_parser(
+        "inspect",
+        help="how each message of .eml files, a Maildir or an mbox is parsed, threaded and "
+        "classified (no state database, no network; --config adds role and account)",
+    )
+    inspect.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    inspect.add_argument("--json", action="store_true", help="one JSON object per message")
     demo = commands.add_parser("demo", help="run the whole pipeline on a sample mailbox")
     demo.add_argument(
         "--dir", type=Path, default=None, help="keep the demo's files here (default: a temp dir)"
@@ -75,6 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             from sla_daemon.demo import run_demo
 
             return run_demo(args.dir)
+        if args.command == "inspect":
+            # A configuration is optional here: only an explicit --config is read.
+            return _inspect(args.paths, args.config, as_json=args.json)
         config_path: Path = args.config or default_config_path()
         config = load_config(config_path)
         if args.command == "check-config":
@@ -155,11 +164,11 @@ def _run(config: Config, *, once: bool, dry_run: bool) -> int:
         if report.login_failures:
             raise ConfigError(report.login_failures)
         return EX_TEMPFAIL if report.source_errors else 0
-    stop = threading.Event()
+    runner = Runner(service.run_cycle, config.poll_interval)
 
     def _stop(signum: int, frame: FrameType | None) -> None:
         log.info("runner.signal", signal=signal.Signals(signum).name)
-        stop.set()
+        runner.stop()
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
@@ -167,9 +176,12 @@ def _run(config: Config, *, once: bool, dry_run: bool) -> int:
     if first.login_failures:
         # A refused login at start-up needs a person; systemd must not restart-loop on it.
         raise ConfigError(first.login_failures)
-    runner = Runner(service.run_cycle, config.poll_interval, stop)
-    stop.wait(config.poll_interval.total_seconds())
+    for source in service.sources:
+        source.watch(runner.wake, runner.stop_event)
+    runner.wait_after(first)
     runner.run()
+    for source in service.sources:
+        source.close()
     return 0
 
 
@@ -187,6 +199,17 @@ def _status(config: Config, *, as_json: bool, as_of: str | None) -> int:
         )
         statuses = []
     print(status_json(statuses, now) if as_json else status_table(statuses, now, zone))
+    return 0
+
+
+def _inspect(paths: Sequence[Path], config_path: Path | None, *, as_json: bool) -> int:
+    from sla_daemon.app import inspect_paths
+    from sla_daemon.inspection import rows_json, rows_table
+
+    config = load_config(config_path) if config_path is not None else None
+    rows = inspect_paths(paths, config, SystemClock().now())
+    if rows:
+        print(rows_json(rows) if as_json else rows_table(rows))
     return 0
 
 

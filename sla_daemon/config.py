@@ -25,6 +25,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    field_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -141,10 +142,21 @@ class MailboxConfig(_Secret):
     username: str | None = None  # IMAP login
     folders: FoldersConfig = FoldersConfig()
     idle: bool = True  # use IMAP IDLE where the server offers it
+    idle_renew: Duration = timedelta(minutes=25)  # re-issue IDLE this often (at most 29m)
     poll_interval: Duration = timedelta(seconds=60)  # how often to look for new mail
     timeout: Duration = timedelta(seconds=30)  # socket timeout for IMAP commands
     path: Path | None = None  # a Maildir folder or a directory of mbox files instead of IMAP
     format: Literal["maildir", "mbox"] = "maildir"  # layout of `path`
+
+    @field_validator("idle_renew")
+    @classmethod
+    def _idle_renew_in_range(cls, value: timedelta) -> timedelta:
+        # RFC 2177 lets a server log out a client that has been idle for 30 minutes.
+        if not timedelta(0) < value <= timedelta(minutes=29):
+            raise PydanticCustomError(
+                "duration", "expected a duration above 0 and at most 29m, got {got}", {"got": value}
+            )
+        return value
 
     @property
     def effective_port(self) -> int:
@@ -152,6 +164,15 @@ class MailboxConfig(_Secret):
         if self.port is not None:
             return self.port
         return 993 if self.security == "tls" else 143
+
+    @property
+    def sent_folders(self) -> list[str] | None:
+        r"""``folders.sent`` when the file gives it, else None: find it by SPECIAL-USE \Sent.
+
+        Gmail's ``[Gmail]/Sent Mail`` and Outlook's ``Sent Items`` are found that way
+        without configuration. ``folders.sent: []`` reads no sent folder at all.
+        """
+        return self.folders.sent if "sent" in self.folders.model_fields_set else None
 
 
 class SmtpConfig(_Secret):

@@ -6,7 +6,8 @@ the real ones.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
@@ -62,6 +63,16 @@ class MailSource(Protocol):
         A folder without a cursor, or whose UIDVALIDITY changed, is read from
         ``backfill_since`` on. Raises ``TransientError`` when the server cannot be reached
         and ``AuthenticationError`` when it refuses the credentials.
+        """
+        ...
+
+    def watch(self, wake: Callable[[], None], stop: threading.Event) -> None:
+        """Start watching for changes in the background and return at once.
+
+        An IMAP source keeps one connection per folder in IDLE and calls ``wake`` when
+        the server reports new mail or changed flags, so the runner starts a cycle within
+        seconds. Watching ends when ``stop`` is set. A source that cannot watch (a local
+        Maildir, a server without IDLE) does nothing: the runner's poll interval covers it.
         """
         ...
 

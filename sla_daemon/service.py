@@ -6,12 +6,9 @@ The service orchestrates; the core decides; adapters come in through the constru
 
 from __future__ import annotations
 
-import email
-import email.policy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from email.message import EmailMessage
 from typing import Protocol
 
 import structlog
@@ -21,16 +18,15 @@ from sla_daemon.clock import Clock
 from sla_daemon.core.classify import classify
 from sla_daemon.core.engine import evaluate
 from sla_daemon.core.model import (
-    Account,
     ConversationStatus,
-    Decision,
     Evaluation,
     FolderKind,
     MessageFacts,
     Rules,
 )
 from sla_daemon.core.threads import ids_to_link, plan_threading
-from sla_daemon.errors import AuthenticationError, PermanentError, TransientError
+from sla_daemon.errors import AuthenticationError, TransientError
+from sla_daemon.outbox import NoticeRenderer, Outbox, OutboxReport
 from sla_daemon.ports import FetchedMessage, FolderBatch, FolderCursor, MailSource, NoticeSender
 
 log = structlog.get_logger(__name__)
@@ -56,33 +52,14 @@ class MessageParser(Protocol):
         ...
 
 
-class NoticeRenderer(Protocol):
-    """Turns a decision into the mail that carries it (``adapters.render``)."""
-
-    def render(
-        self,
-        decision: Decision,
-        status: ConversationStatus,
-        trigger: MessageFacts | None,
-        account: Account | None,
-        now: datetime,
-    ) -> EmailMessage:
-        """Build the notice for ``decision``."""
-        ...
-
-
 @dataclass
-class CycleReport:
-    """What one cycle did, for logs and for ``run --once``."""
+class CycleReport(OutboxReport):
+    """What one cycle did, for logs, for ``run --once`` and for the runner's next wake-up."""
 
     fetched: int = 0
     stored: int = 0
     duplicates: int = 0
     quarantined: int = 0
-    decided: int = 0
-    suppressed: int = 0
-    sent: int = 0
-    failed: int = 0
     source_errors: list[str] = field(default_factory=list)
     login_failures: list[str] = field(default_factory=list)
 
@@ -116,8 +93,9 @@ class SlaService:
         self.sources = sources
         self.parse = parse
         self.is_malformed = is_malformed
-        self.renderer = renderer
-        self.sender = sender
+        self.outbox = Outbox(
+            store=store, renderer=renderer, sender=sender, rules=rules, clock=clock
+        )
         self.rules = rules
         self.clock = clock
         self.ingest = ingest
@@ -245,8 +223,19 @@ class SlaService:
                 reason="the same Message-ID was already stored from another folder",
             )
             return
-        plan = plan_threading(facts, self.store.conversation_links(ids_to_link(facts)))
+        links = self.store.conversation_links(ids_to_link(facts))
+        # The subject fallback is only for a message whose headers name nothing known.
+        candidates = () if links else tuple(self.store.subject_candidates(facts))
+        plan = plan_threading(facts, links, candidates, self.rules)
         conversation_id = plan.conversation_id
+        if plan.by_subject:
+            log.info(
+                "conversation.joined_by_subject",
+                message_id=facts.message_id,
+                conversation=conversation_id,
+                subject=facts.subject,
+                reason=plan.reason,
+            )
         for other in plan.merge:
             self.store.merge_conversation(other, into=conversation_id)
             log.info(
@@ -277,95 +266,14 @@ class SlaService:
         return evaluate_all(self.store, self.rules, now)
 
     def decide(self, report: CycleReport) -> None:
-        """Put every new decision into the outbox (rendered), or log it on a dry run."""
+        """Evaluate every conversation now and hand the decisions to the outbox."""
+        self.outbox.dry_run = self.dry_run
         now = self.clock.now()
-        for evaluation in self.evaluate_all(now):
-            for decision in evaluation.decisions:
-                if self.store.is_decided(decision.key):
-                    continue
-                if self.dry_run:
-                    log.info(
-                        "notice.would_decide",
-                        key=decision.key,
-                        kind=decision.kind.value,
-                        recipients=list(decision.recipients),
-                        suppressed=decision.suppressed_reason,
-                    )
-                    continue
-                self._record(decision, evaluation.status, now, report)
-
-    def _record(
-        self, decision: Decision, status: ConversationStatus, now: datetime, report: CycleReport
-    ) -> None:
-        payload: bytes | None = None
-        message_id: str | None = None
-        if decision.suppressed_reason is None:
-            trigger = (
-                self.store.message(decision.trigger_message_id)
-                if decision.trigger_message_id
-                else None
-            )
-            account = self.rules.account_named(status.account) if status.account else None
-            message = self.renderer.render(decision, status, trigger, account, now)
-            payload, message_id = message.as_bytes(), str(message["Message-ID"])
-        with self.store.transaction():
-            self.store.decide(
-                decision.key,
-                decision.conversation_id,
-                decision.kind,
-                decision.recipients,
-                now,
-                payload=payload,
-                message_id=message_id,
-                suppressed_reason=decision.suppressed_reason,
-            )
-        if decision.suppressed_reason is not None:
-            report.suppressed += 1
-            log.info(
-                "notice.suppressed",
-                key=decision.key,
-                kind=decision.kind.value,
-                reason=decision.suppressed_reason,
-            )
-        else:
-            report.decided += 1
-            log.info(
-                "notice.queued",
-                key=decision.key,
-                kind=decision.kind.value,
-                recipients=list(decision.recipients),
-            )
-
-    # -- flush ---------------------------------------------------------------------------
+        self.outbox.decide(self.evaluate_all(now), now, report)
 
     def flush(self, report: CycleReport) -> None:
-        """Send every pending notice; each is marked sent right after it goes out."""
-        for entry in self.store.pending():
-            assert entry.payload is not None  # pending entries always carry their mail
-            message = email.message_from_bytes(entry.payload, policy=email.policy.default)
-            assert isinstance(message, EmailMessage)
-            try:
-                self.sender.send(message)
-            except (TransientError, PermanentError) as exc:
-                permanent = isinstance(exc, PermanentError)
-                with self.store.transaction():
-                    self.store.mark_attempt_failed(entry.key, str(exc), permanent=permanent)
-                report.failed += 1
-                if permanent:
-                    log.error("notice.send_failed", key=entry.key, error=str(exc))
-                else:
-                    log.warning("notice.send_deferred", key=entry.key, error=str(exc))
-                continue
-            with self.store.transaction():
-                self.store.mark_sent(entry.key, self.clock.now())
-            report.sent += 1
-            log.info(
-                "notice.sent",
-                key=entry.key,
-                kind=entry.kind.value,
-                recipients=list(entry.recipients),
-                message_id=entry.message_id,
-            )
+        """Send what the outbox holds."""
+        self.outbox.flush(report)
 
 
 def evaluate_all(store: Store, rules: Rules, now: datetime) -> list[Evaluation]:

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,6 +52,26 @@ def tls_dovecot_server() -> Iterator[DovecotServer]:
     _require_dovecot()
     with DovecotServer(tls=True) as server:
         yield server
+
+
+@pytest.fixture
+def private_dovecot() -> Iterator[Callable[..., DovecotServer]]:
+    """Start Dovecot servers of the test's own, e.g. to restart or halt; all stopped after.
+
+    Call it with DovecotServer's keyword arguments (``sent_folder="Sent Items"``).
+    """
+    _require_dovecot()
+    started: list[DovecotServer] = []
+
+    def start(**settings: Any) -> DovecotServer:
+        server = DovecotServer(**settings)
+        server.start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
 
 
 @pytest.fixture

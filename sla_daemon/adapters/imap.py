@@ -1,40 +1,44 @@
 r"""IMAP mail source: reads a mailbox's inbox and sent folders without changing them.
 
-Folders are opened with EXAMINE and messages fetched with ``BODY.PEEK[]``, so the server
-never sets ``\Seen`` and nothing is stored, moved or expunged. Progress is remembered as
-one UID cursor per folder, valid for as long as the folder's UIDVALIDITY stays the same.
+Folders are opened with EXAMINE and messages fetched with ``BODY.PEEK[HEADER]`` plus the
+first ``max_body_bytes`` of ``BODY.PEEK[TEXT]``, so the server never sets ``\Seen``,
+nothing is stored, moved or expunged, and a huge attachment is never downloaded.
+Progress is remembered as one UID cursor per folder, valid for as long as the folder's
+UIDVALIDITY stays the same. Sent folders not named in the configuration are found by
+their SPECIAL-USE ``\Sent`` mark (RFC 6154). ``watch`` keeps each folder in IDLE on a
+connection of its own (see ``imap_idle``) so that new mail wakes the runner at once.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ssl
-from collections.abc import Iterator, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Literal
 
 import structlog
-import tenacity
 from imapclient import IMAPClient
 from imapclient.exceptions import (
-    CapabilityError,
     IMAPClientAbortError,
     IMAPClientError,
-    LoginError,
 )
 
+from sla_daemon.adapters.imap_connect import ImapLogin, discard
+from sla_daemon.adapters.imap_idle import Backoff, WatchStarter
 from sla_daemon.adapters.imapwire import (
-    FETCH_ITEMS,
     batched,
     describe,
+    fetch_items,
     fetched_message,
-    login_refusal_is_temporary,
-    server_reply,
+    message_size,
+    sent_folders_in,
     since_search_date,
     uids_after,
 )
 from sla_daemon.core.model import FolderKind
-from sla_daemon.errors import AuthenticationError, ConfigError, TransientError
+from sla_daemon.errors import TransientError
 from sla_daemon.hosts import is_loopback_host
 from sla_daemon.ports import FetchedMessage, FolderBatch, FolderCursor
 
@@ -44,10 +48,16 @@ _log = structlog.get_logger()
 
 
 class ImapSource:
-    """A ``MailSource`` that reads one IMAP account's inbox and sent folders.
+    r"""A ``MailSource`` that reads one IMAP account's inbox and sent folders.
 
-    Nothing connects until the first ``poll``; the connection is then kept for later
-    polls and dropped (to be made again next time) whenever it fails.
+    Nothing connects until the first ``poll`` (or ``watch``); the polling connection is
+    then kept for later polls and dropped (to be made again next time) whenever it fails.
+
+    ``sent_folders=None`` means: find them by SPECIAL-USE ``\Sent`` on first use.
+    ``max_body_bytes`` bounds how much of each message body is fetched. ``idle`` turns
+    watching on or off; ``idle_renew`` is how often IDLE is re-issued (below the
+    29 minutes of RFC 2177), ``idle_check_interval`` how often a watcher looks at its
+    stop event, and ``watch_retry_wait`` the (first, longest) wait between reconnects.
     """
 
     def __init__(
@@ -60,12 +70,17 @@ class ImapSource:
         username: str,
         password: str,
         inbox_folders: Sequence[str],
-        sent_folders: Sequence[str],
+        sent_folders: Sequence[str] | None,
         timeout: float = 30.0,
         batch_size: int = 200,
         ssl_context: ssl.SSLContext | None = None,
         connect_attempts: int = 3,
         retry_wait: tuple[float, float] = (1.0, 8.0),
+        max_body_bytes: int = 256 * 1024,
+        idle: bool = True,
+        idle_renew: float = 25 * 60.0,
+        idle_check_interval: float = 2.0,
+        watch_retry_wait: tuple[float, float] = (1.0, 60.0),
     ) -> None:
         if security not in ("tls", "starttls", "none"):
             raise ValueError(f"mailbox {name!r}: unknown security {security!r}")
@@ -76,20 +91,41 @@ class ImapSource:
             )
         if batch_size < 1:
             raise ValueError(f"mailbox {name!r}: batch_size must be at least 1")
+        if max_body_bytes < 0:
+            raise ValueError(f"mailbox {name!r}: max_body_bytes must not be negative")
+        if not 0 < idle_renew <= 29 * 60:
+            raise ValueError(f"mailbox {name!r}: idle_renew must be above 0 and at most 29m")
+        Backoff(*watch_retry_wait)  # refuses a nonsensical range now, not in a thread
         self.name = name
         self.host = host
         self.port = port
         self.security: Security = security
         self.username = username
-        self._password = password
         self.inbox_folders = tuple(inbox_folders)
-        self.sent_folders = tuple(sent_folders)
+        self._configured_sent = None if sent_folders is None else tuple(sent_folders)
+        self._discovered_sent: tuple[str, ...] | None = None
+        self._discovery_lock = threading.Lock()
         self.timeout = timeout
         self.batch_size = batch_size
-        self._ssl_context = ssl_context
-        self._connect_attempts = connect_attempts
-        self._retry_wait = retry_wait
+        self._login = ImapLogin(
+            name=name,
+            host=host,
+            port=port,
+            security=security,
+            username=username,
+            password=password,
+            timeout=timeout,
+            ssl_context=ssl_context,
+            connect_attempts=connect_attempts,
+            retry_wait=retry_wait,
+        )
+        self.max_body_bytes = max_body_bytes
+        self.idle = idle
+        self.idle_renew = idle_renew
+        self._idle_check_interval = idle_check_interval
+        self._watch_retry_wait = watch_retry_wait
         self._client: IMAPClient | None = None
+        self.watch_threads: list[threading.Thread] = []
 
     def __repr__(self) -> str:
         # Spelled out so that the password can never reach a log through repr().
@@ -99,6 +135,11 @@ class ImapSource:
     def server(self) -> str:
         """``host:port``, as shown in messages."""
         return f"{self.host}:{self.port}"
+
+    @property
+    def sent_folders(self) -> tuple[str, ...] | None:
+        """The sent folders as configured or as found; None until they have been looked for."""
+        return self._configured_sent if self._configured_sent is not None else self._discovered_sent
 
     def poll(
         self, cursors: Mapping[str, FolderCursor], backfill_since: datetime
@@ -111,14 +152,49 @@ class ImapSource:
         """
         if backfill_since.tzinfo is None:
             raise ValueError("backfill_since must be timezone-aware")
-        folders = [(folder, FolderKind.INBOX) for folder in self.inbox_folders]
-        folders += [(folder, FolderKind.SENT) for folder in self.sent_folders]
         client = self._connected()
+        folders = [(folder, FolderKind.INBOX) for folder in self.inbox_folders]
+        with self._guard("listing folders"):
+            sent = self._sent_folders(client)
+        folders += [(folder, FolderKind.SENT) for folder in sent]
         for folder, kind in folders:
             yield from self._poll_folder(client, folder, kind, cursors.get(folder), backfill_since)
 
+    def watch(self, wake: Callable[[], None], stop: threading.Event) -> None:
+        """Start watching every inbox and sent folder with IDLE; return at once.
+
+        A background thread connects (retrying with backoff until it can or ``stop`` is
+        set), checks that the server offers IDLE, finds the sent folders if needed, and
+        starts one watcher thread per folder (``watch_threads``). Watchers call ``wake``
+        on a change and after every reconnect, and end soon after ``stop`` is set. With
+        ``idle=False`` or a server without IDLE nothing is watched (logged once).
+        """
+        if not self.idle:
+            _log.info("imap watch off", mailbox=self.name, reason="idle is false")
+            return
+        starter = WatchStarter(
+            mailbox=self.name,
+            server=self.server,
+            inbox_folders=self.inbox_folders,
+            find_sent_folders=self._sent_folders,
+            connect=self._login.connect_once,
+            wake=wake,
+            stop=stop,
+            renew=self.idle_renew,
+            check_every=self._idle_check_interval,
+            retry_wait=self._watch_retry_wait,
+            threads=self.watch_threads,
+        )
+        thread = threading.Thread(target=starter.run, name=f"imap-watch-{self.name}")
+        thread.daemon = True
+        thread.start()
+        self.watch_threads.append(thread)
+
     def close(self) -> None:
-        """Log out (quietly: a connection that is already gone is fine)."""
+        """Log out the polling connection (quietly: one already gone is fine).
+
+        Watchers are not affected: they end when their ``stop`` event is set.
+        """
         client, self._client = self._client, None
         if client is None:
             return
@@ -129,6 +205,24 @@ class ImapSource:
                 client.shutdown()
 
     # -- folders -----------------------------------------------------------------------
+
+    def _sent_folders(self, client: IMAPClient) -> tuple[str, ...]:
+        r"""The configured sent folders, or those marked SPECIAL-USE ``\Sent`` (found once)."""
+        if self._configured_sent is not None:
+            return self._configured_sent
+        with self._discovery_lock:
+            if self._discovered_sent is None:
+                found = tuple(sent_folders_in(client.list_folders()))
+                if found:
+                    _log.info("imap sent folders found", mailbox=self.name, folders=list(found))
+                else:
+                    _log.warning(
+                        "imap sent folder not found",
+                        mailbox=self.name,
+                        reason="no folder is marked \\Sent (SPECIAL-USE); set folders.sent",
+                    )
+                self._discovered_sent = found
+            return self._discovered_sent
 
     def _poll_folder(
         self,
@@ -180,7 +274,7 @@ class ImapSource:
 
         for batch in batched(uids, self.batch_size):
             with self._guard(f"fetching from folder {folder!r}"):
-                answer = client.fetch(batch, list(FETCH_ITEMS))
+                answer = client.fetch(batch, list(fetch_items(self.max_body_bytes)))
             messages = self._messages(folder, batch, answer, since)
             yield FolderBatch(
                 mailbox=self.name,
@@ -203,9 +297,19 @@ class ImapSource:
         for uid in batch:
             data = answer.get(uid)
             message = fetched_message(uid, data) if data is not None else None
+            size = message_size(data) if data is not None else None
+            if message is not None and size is not None and size > len(message.raw):
+                _log.info(
+                    "imap message body cut",
+                    mailbox=self.name,
+                    folder=folder,
+                    uid=uid,
+                    size=size,
+                    kept=len(message.raw),
+                )
             if message is None:
                 # Usually expunged by another client between SEARCH and FETCH.
-                reason = "no body in the FETCH answer" if data else "not in the FETCH answer"
+                reason = "no header in the FETCH answer" if data else "not in the FETCH answer"
                 _log.info(
                     "imap message skipped", mailbox=self.name, folder=folder, uid=uid, reason=reason
                 )
@@ -226,99 +330,8 @@ class ImapSource:
 
     def _connected(self) -> IMAPClient:
         if self._client is None:
-            self._client = self._connect()
+            self._client = self._login.connect()
         return self._client
-
-    def _connect(self) -> IMAPClient:
-        low, high = self._retry_wait
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self._connect_attempts),
-            wait=tenacity.wait_exponential(multiplier=low, min=low, max=high),
-            retry=tenacity.retry_if_exception_type(TransientError),
-            before_sleep=self._log_retry,
-            reraise=True,
-        )
-        try:
-            return retrying(self._connect_once)
-        except TransientError as exc:
-            raise TransientError(
-                f"{exc} (gave up after {self._connect_attempts} attempts)"
-            ) from exc.__cause__
-
-    def _log_retry(self, state: tenacity.RetryCallState) -> None:
-        error = state.outcome.exception() if state.outcome else None
-        _log.warning(
-            "imap connect failed, retrying",
-            mailbox=self.name,
-            server=self.server,
-            attempt=state.attempt_number,
-            retry_in_s=round(state.upcoming_sleep, 2),
-            error=str(error),
-        )
-
-    def _connect_once(self) -> IMAPClient:
-        client = self._open()
-        try:
-            client.login(self.username, self._password)
-        except LoginError as exc:
-            self._discard(client)
-            server_text = self._redact(server_reply(exc))
-            if login_refusal_is_temporary(server_text):
-                raise TransientError(
-                    f"mailbox {self.name!r}: IMAP server {self.server} cannot log in "
-                    f"user {self.username!r} right now: {server_text}"
-                ) from None
-            raise AuthenticationError(
-                f"mailbox {self.name!r}: IMAP server {self.server} refused the login of "
-                f"user {self.username!r} ({server_text}); check the username and password"
-            ) from None
-        except (OSError, IMAPClientError) as exc:
-            self._discard(client)
-            raise TransientError(
-                f"mailbox {self.name!r}: connection to IMAP server {self.server} failed "
-                f"while logging in: {self._redact(describe(exc))}"
-            ) from exc
-        # Aware datetimes in the server's zone instead of naive local time.
-        client.normalise_times = False
-        _log.info("imap connected", mailbox=self.name, server=self.server, user=self.username)
-        return client
-
-    def _open(self) -> IMAPClient:
-        """Connect and, for ``starttls``, switch to TLS; nothing is sent in the clear."""
-        try:
-            client = IMAPClient(
-                self.host,
-                port=self.port,
-                ssl=self.security == "tls",
-                ssl_context=self._tls_context() if self.security == "tls" else None,
-                timeout=self.timeout,
-            )
-        except (OSError, IMAPClientError) as exc:
-            raise TransientError(
-                f"mailbox {self.name!r}: cannot reach IMAP server {self.server}: {describe(exc)}"
-            ) from exc
-        if self.security != "starttls":
-            return client
-        try:
-            client.starttls(self._tls_context())
-        except CapabilityError as exc:
-            self._discard(client)
-            raise ConfigError(
-                [
-                    f"mailbox {self.name!r}: IMAP server {self.server} does not offer "
-                    f"STARTTLS ({server_reply(exc)}); use security tls on its TLS port"
-                ]
-            ) from None
-        except (OSError, IMAPClientError) as exc:
-            self._discard(client)
-            raise TransientError(
-                f"mailbox {self.name!r}: TLS with IMAP server {self.server} failed "
-                f"(STARTTLS): {describe(exc)}"
-            ) from exc
-        return client
-
-    def _tls_context(self) -> ssl.SSLContext:
-        return self._ssl_context or ssl.create_default_context()
 
     @contextlib.contextmanager
     def _guard(self, doing: str) -> Iterator[None]:
@@ -328,18 +341,8 @@ class ImapSource:
         except (OSError, IMAPClientError) as exc:
             client, self._client = self._client, None
             if client is not None:
-                self._discard(client)
+                discard(client)
             raise TransientError(
                 f"mailbox {self.name!r}: connection to IMAP server {self.server} failed "
                 f"while {doing}: {describe(exc)}"
             ) from exc
-
-    @staticmethod
-    def _discard(client: IMAPClient) -> None:
-        with contextlib.suppress(Exception):
-            client.shutdown()
-
-    def _redact(self, text: str) -> str:
-        # Servers do not echo passwords, but a message that reaches an operator's
-        # terminal or a log must not depend on that.
-        return text.replace(self._password, "***") if self._password else text

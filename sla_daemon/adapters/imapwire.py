@@ -12,10 +12,20 @@ from datetime import UTC, date, datetime, timedelta
 
 from sla_daemon.ports import FetchedMessage
 
-FETCH_ITEMS = ("BODY.PEEK[]", "INTERNALDATE", "FLAGS")
-r"""What is fetched per message; PEEK keeps the server from setting ``\Seen``."""
+FETCH_ITEMS = ("BODY.PEEK[HEADER]", "RFC822.SIZE", "INTERNALDATE", "FLAGS")
+r"""What is fetched per message besides the start of its text (see ``fetch_items``).
 
-_BODY = b"BODY[]"  # servers answer BODY.PEEK[] under this name
+PEEK keeps the server from setting ``\Seen``. The whole header is fetched; of the body
+only its first ``max_body_bytes``, so a 50 MB attachment never crosses the wire.
+``RFC822.SIZE`` tells how much was left out.
+"""
+
+_HEADER = b"BODY[HEADER]"  # servers answer BODY.PEEK[HEADER] under this name
+_TEXT = b"BODY[TEXT]<0>"  # ... and BODY.PEEK[TEXT]<0.n> under this one
+_SIZE = b"RFC822.SIZE"
+# Untagged responses in IDLE that mean the folder changed. FLAGS alone (a new keyword
+# became known) is left out: the FETCH that set the keyword follows it.
+_CHANGES = frozenset({b"EXISTS", b"EXPUNGE", b"RECENT", b"FETCH", b"VANISHED"})
 _SESSION_FLAGS = frozenset({"\\recent"})
 _BYTES_REPR = re.compile(r"""b(?P<quote>['"])(?P<text>.*)(?P=quote)""", re.DOTALL)
 
@@ -73,18 +83,77 @@ def since_search_date(backfill_since: datetime) -> date:
     return (backfill_since.astimezone(UTC) - timedelta(days=1)).date()
 
 
+def fetch_items(max_body_bytes: int) -> tuple[str, ...]:
+    """The FETCH items: ``FETCH_ITEMS`` plus the first ``max_body_bytes`` of the body."""
+    if max_body_bytes < 0:
+        raise ValueError(f"max_body_bytes must not be negative, got {max_body_bytes}")
+    return (*FETCH_ITEMS, f"BODY.PEEK[TEXT]<0.{max_body_bytes}>")
+
+
 def fetched_message(uid: int, data: Mapping[bytes, object]) -> FetchedMessage | None:
-    """Build a ``FetchedMessage`` from one FETCH answer, or None when it has no body."""
-    raw = data.get(_BODY)
-    if not isinstance(raw, bytes):
+    """Build a ``FetchedMessage`` from one FETCH answer, or None when it has no header.
+
+    ``raw`` is the header (with the blank line that ends it) followed by the start of
+    the body, so a message within the limit comes back byte for byte as stored. A cut
+    body may end inside a MIME part; the parser copes with that.
+    """
+    header = data.get(_HEADER)
+    if not isinstance(header, bytes):
         return None
+    text = data.get(_TEXT)
     flags = data.get(b"FLAGS", ())
     return FetchedMessage(
         uid=uid,
-        raw=raw,
+        raw=header + text if isinstance(text, bytes) else header,
         internaldate=internaldate_to_utc(data.get(b"INTERNALDATE")),
         flags=decode_flags(flags if isinstance(flags, tuple | list) else ()),
     )
+
+
+def message_size(data: Mapping[bytes, object]) -> int | None:
+    """The whole message's size from a FETCH answer (``RFC822.SIZE``), when given."""
+    size = data.get(_SIZE)
+    return size if isinstance(size, int) else None
+
+
+def reports_change(responses: Iterable[tuple[object, ...]]) -> bool:
+    """Whether untagged IDLE responses say the folder changed.
+
+    imapclient parses ``* 3 EXISTS`` as ``(3, b'EXISTS')`` and ``* OK Still here`` as
+    ``(b'OK', b'Still here')``; the keyword is the second item after a number.
+    """
+    for response in responses:
+        if len(response) >= 2 and isinstance(response[0], int):
+            keyword = response[1]
+        else:
+            keyword = response[0] if response else None
+        if isinstance(keyword, bytes) and keyword.upper() in _CHANGES:
+            return True
+    return False
+
+
+def reports_bye(responses: Iterable[tuple[object, ...]]) -> bool:
+    """Whether the server said ``BYE`` (it is closing the connection)."""
+    return any(
+        response and isinstance(response[0], bytes) and response[0].upper() == b"BYE"
+        for response in responses
+    )
+
+
+def sent_folders_in(listing: Iterable[tuple[Sequence[object], object, object]]) -> list[str]:
+    r"""The folders a LIST answer marks ``\Sent`` (RFC 6154 SPECIAL-USE), in its order.
+
+    imapclient answers LIST as ``(flags, delimiter, name)`` tuples.
+    """
+    found = []
+    for flags, _delimiter, name in listing:
+        marks = {
+            (flag.decode("ascii", "replace") if isinstance(flag, bytes) else str(flag)).lower()
+            for flag in flags
+        }
+        if "\\sent" in marks and isinstance(name, str):
+            found.append(name)
+    return found
 
 
 def login_refusal_is_temporary(server_text: str) -> bool:
@@ -107,6 +176,3 @@ def describe(exc: BaseException) -> str:
     """A one-line description of an exception that names its kind."""
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-# -- the source ------------------------------------------------------------------------

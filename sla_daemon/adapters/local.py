@@ -17,8 +17,9 @@ import email.policy
 import email.utils
 import os
 import re
+import threading
 import zlib
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -90,6 +91,9 @@ class LocalSource:
         folders += [(folder, FolderKind.SENT) for folder in self.sent_folders]
         for folder, kind in folders:
             yield from self._poll_folder(folder, kind, cursors.get(folder), backfill_since)
+
+    def watch(self, wake: Callable[[], None], stop: threading.Event) -> None:
+        """Local folders are not watched: the runner's poll interval reads them."""
 
     def close(self) -> None:
         """Nothing to release: files are opened and closed per read."""

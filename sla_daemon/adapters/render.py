@@ -15,6 +15,7 @@ import hashlib
 import importlib.resources
 import re
 import unicodedata
+from collections.abc import Sequence
 from datetime import UTC, datetime, tzinfo
 from email.header import Header
 from email.headerregistry import Address as HeaderAddress
@@ -298,34 +299,88 @@ class NoticeRenderer:
         context = notice_context(decision, status, trigger, account, now, self._team, self._zone)
         text = self._env.get_template(f"{decision.kind}.txt.j2").render(context)
         html = self._env.get_template(f"{decision.kind}.html.j2").render(context)
+        message = self._compose(
+            decision.kind,
+            decision.key,
+            decision.recipients,
+            self._subject(decision, context),
+            now,
+        )
+        # A made-up id would thread the reply to nothing in the client's mailbox.
+        if decision.kind is NoticeKind.AUTO_ACK and trigger and not trigger.synthetic_id:
+            parent = _message_id_token(trigger.message_id)
+            chain = [_message_id_token(r) for r in trigger.references] + [parent]
+            if len(chain) > _MAX_REFERENCES:
+                chain = [chain[0], *chain[-(_MAX_REFERENCES - 1) :]]
+            message["In-Reply-To"] = parent
+            message["References"] = " ".join(chain)
+        message.set_content(text, cte="quoted-printable")
+        message.add_alternative(html, subtype="html", cte="quoted-printable")
+        return message
 
+    def render_digest(
+        self,
+        key: str,
+        owner: str,
+        items: Sequence[tuple[Decision, ConversationStatus, Account | None]],
+        now: datetime,
+    ) -> EmailMessage:
+        """One summary for ``owner`` of breaches that existed before monitoring began.
+
+        Used on a first start (or a newly added mailbox with history), so that the owner
+        gets one mail listing every missed deadline instead of one mail each. The
+        templates ``digest.txt.j2``/``digest.html.j2`` get ``owner``, ``count`` and
+        ``items`` (each item is the context a breach notice would have had).
+        """
+        contexts = [
+            notice_context(decision, status, None, account, now, self._team, self._zone)
+            for decision, status, account in items
+        ]
+        context = {
+            "kind": str(NoticeKind.DIGEST),
+            "owner": owner,
+            "count": len(contexts),
+            "items": contexts,
+            "team_name": self._team.name,
+            "now": format_local_time(now, self._zone),
+            "timezone": str(self._zone),
+        }
+        text = self._env.get_template("digest.txt.j2").render(context)
+        html = self._env.get_template("digest.html.j2").render(context)
+        plural = "s" if len(contexts) != 1 else ""
+        subject = (
+            f"[SLA summary] {len(contexts)} deadline{plural} already missed when monitoring began"
+        )
+        message = self._compose(NoticeKind.DIGEST, key, (owner,), subject, now)
+        message.set_content(text, cte="quoted-printable")
+        message.add_alternative(html, subtype="html", cte="quoted-printable")
+        return message
+
+    def _compose(
+        self,
+        kind: NoticeKind,
+        key: str,
+        recipients: Sequence[str],
+        subject: str,
+        now: datetime,
+    ) -> EmailMessage:
+        """The headers every notice carries; the caller adds the body."""
         message = EmailMessage(policy=SMTP)
         sender = self._team.from_address
         message["From"] = HeaderAddress(
             display_name=sanitize_header_text(sender.name or self._team.name),
             addr_spec=sender.email,
         )
-        message["To"] = [HeaderAddress(addr_spec=r.strip()) for r in decision.recipients]
+        message["To"] = [HeaderAddress(addr_spec=r.strip()) for r in recipients]
         message["Date"] = format_datetime(now if now.tzinfo else now.replace(tzinfo=UTC))
-        message["Message-ID"] = notice_message_id(decision.key, sender.domain)
-        _set_text_header(message, "Subject", self._subject(decision, context))
-        if decision.kind is NoticeKind.AUTO_ACK:
-            message["Auto-Submitted"] = "auto-replied"
-            if trigger is not None and not trigger.synthetic_id:
-                # A made-up id would thread the reply to nothing in the client's mailbox.
-                parent = _message_id_token(trigger.message_id)
-                chain = [_message_id_token(r) for r in trigger.references] + [parent]
-                if len(chain) > _MAX_REFERENCES:
-                    chain = [chain[0], *chain[-(_MAX_REFERENCES - 1) :]]
-                message["In-Reply-To"] = parent
-                message["References"] = " ".join(chain)
-        else:
-            message["Auto-Submitted"] = "auto-generated"
+        message["Message-ID"] = notice_message_id(key, sender.domain)
+        _set_text_header(message, "Subject", subject)
+        message["Auto-Submitted"] = (
+            "auto-replied" if kind is NoticeKind.AUTO_ACK else "auto-generated"
+        )
         message["X-Auto-Response-Suppress"] = "All"
-        message["X-SLA-Daemon"] = str(decision.kind)
-        message["X-SLA-Notice-Key"] = sanitize_header_text(decision.key, limit=500)
-        message.set_content(text, cte="quoted-printable")
-        message.add_alternative(html, subtype="html", cte="quoted-printable")
+        message["X-SLA-Daemon"] = str(kind)
+        message["X-SLA-Notice-Key"] = sanitize_header_text(key, limit=500)
         return message
 
     @staticmethod

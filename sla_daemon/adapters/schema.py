@@ -65,5 +65,23 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX outbox_by_conversation ON outbox (conversation_id);
     CREATE INDEX outbox_pending ON outbox (status) WHERE status = 'pending';
     """,
+    # 2: the subject fallback's index. Each conversation is filed under the normalized
+    # subject of each of its messages (generic subjects are not filed), with the addresses
+    # of all its messages; its last arrival is MAX(messages.arrived_at). The store fills
+    # both tables for messages stored before this migration.
+    """
+    CREATE TABLE conversation_subjects (
+        subject TEXT NOT NULL,
+        conversation_id TEXT NOT NULL,
+        PRIMARY KEY (subject, conversation_id)
+    );
+    CREATE INDEX conversation_subjects_by_conversation
+        ON conversation_subjects (conversation_id);
+    CREATE TABLE conversation_participants (
+        conversation_id TEXT NOT NULL,
+        email TEXT NOT NULL,
+        PRIMARY KEY (conversation_id, email)
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -12,16 +12,27 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sla_daemon.adapters.factsjson import facts_from_json, facts_to_json
 from sla_daemon.adapters.schema import MIGRATIONS, SCHEMA_VERSION
 from sla_daemon.core.model import MessageFacts, NoticeKind, SentNotice
+from sla_daemon.core.threads import (
+    SUBJECT_WINDOW,
+    SubjectCandidate,
+    participants,
+    subject_key,
+)
 from sla_daemon.ports import FolderCursor
 
 DATABASE_NAME = "state.sqlite3"
+
+_SUBJECT_INDEX_VERSION = next(
+    number for number, sql in enumerate(MIGRATIONS, start=1) if "conversation_subjects (" in sql
+)
+"""The migration that added the subject index, filled from the stored messages."""
 
 
 def _iso(value: datetime) -> str:
@@ -109,6 +120,8 @@ class Store:
                     if statement.strip():
                         self._db.execute(statement)
                 self._db.execute(f"PRAGMA user_version = {number + 1}")
+                if number + 1 == _SUBJECT_INDEX_VERSION:
+                    self._index_stored_messages()
 
     @property
     def schema_version(self) -> int:
@@ -170,6 +183,59 @@ class Store:
                 _iso(now),
             ),
         )
+        self._index_subject(facts, conversation_id)
+
+    def _index_subject(self, facts: MessageFacts, conversation_id: str) -> None:
+        """File ``conversation_id`` under the message's subject, with its addresses."""
+        key = subject_key(facts.subject)
+        if key is not None:
+            self._db.execute(
+                "INSERT OR IGNORE INTO conversation_subjects (subject, conversation_id) "
+                "VALUES (?, ?)",
+                (key, conversation_id),
+            )
+        self._db.executemany(
+            "INSERT OR IGNORE INTO conversation_participants (conversation_id, email) "
+            "VALUES (?, ?)",
+            [(conversation_id, email) for email in sorted(participants(facts))],
+        )
+
+    def _index_stored_messages(self) -> None:
+        rows = self._db.execute("SELECT conversation_id, facts FROM messages").fetchall()
+        for conversation_id, facts in rows:
+            self._index_subject(facts_from_json(facts), conversation_id)
+
+    def subject_candidates(self, facts: MessageFacts) -> list[SubjectCandidate]:
+        """The conversations filed under ``facts``'s normalized subject (none if generic).
+
+        Each comes with its participants and the arrival of its last message; which one
+        (if any) the message joins is ``core.threads.plan_threading``'s decision. Those
+        quiet since before the subject window are not read.
+        """
+        key = subject_key(facts.subject)
+        if key is None:
+            return []
+        rows = self._db.execute(
+            "SELECT s.conversation_id, MAX(m.arrived_at) FROM conversation_subjects s "
+            "JOIN messages m ON m.conversation_id = s.conversation_id "
+            "WHERE s.subject = ? GROUP BY s.conversation_id HAVING MAX(m.arrived_at) >= ? "
+            "ORDER BY s.conversation_id",
+            (key, _iso(facts.arrived_at - SUBJECT_WINDOW)),
+        ).fetchall()
+        candidates = []
+        for conversation_id, last_at in rows:
+            emails = self._db.execute(
+                "SELECT email FROM conversation_participants WHERE conversation_id = ?",
+                (conversation_id,),
+            )
+            candidates.append(
+                SubjectCandidate(
+                    conversation_id=conversation_id,
+                    participants=frozenset(row[0] for row in emails),
+                    last_at=datetime.fromisoformat(last_at),
+                )
+            )
+        return candidates
 
     def replace_facts(self, facts: MessageFacts) -> None:
         """Overwrite the stored facts of a known message (e.g. keywords merged)."""
@@ -218,6 +284,14 @@ class Store:
                 f"UPDATE {table} SET conversation_id = ? WHERE conversation_id = ?",
                 (into, merged),
             )
+        # The index tables key on the conversation: rows ``into`` already has stay, and
+        # the merged conversation's duplicates of them go.
+        for table in ("conversation_subjects", "conversation_participants"):
+            self._db.execute(
+                f"UPDATE OR IGNORE {table} SET conversation_id = ? WHERE conversation_id = ?",
+                (into, merged),
+            )
+            self._db.execute(f"DELETE FROM {table} WHERE conversation_id = ?", (merged,))
 
     def conversation_ids(self) -> list[str]:
         """Every conversation that holds at least one message, oldest activity first."""
@@ -230,10 +304,14 @@ class Store:
     def conversation_messages(self, conversation_id: str) -> list[MessageFacts]:
         """The stored messages of a conversation in arrival order."""
         rows = self._db.execute(
-            "SELECT facts FROM messages WHERE conversation_id = ? ORDER BY arrived_at, message_id",
+            "SELECT facts, stored_at FROM messages WHERE conversation_id = ? "
+            "ORDER BY arrived_at, message_id",
             (conversation_id,),
         )
-        return [facts_from_json(row[0]) for row in rows]
+        return [
+            replace(facts_from_json(facts), seen_at=datetime.fromisoformat(stored_at))
+            for facts, stored_at in rows
+        ]
 
     def message_count(self) -> int:
         """How many distinct messages are stored."""

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sla_daemon.core.automated import NOTICE_HEADER
 from sla_daemon.core.calendar import Calendar, calendar_named
 from sla_daemon.core.classify import classify, is_team_address, marker_reason
 from sla_daemon.core.model import (
@@ -57,6 +58,7 @@ class _Cycle:
     action_plan_at: datetime | None = None
     paused_since: datetime | None = None
     pauses: list[tuple[datetime, datetime]] = field(default_factory=list)
+    auto_ack_seen_at: datetime | None = None
 
     @property
     def opened_at(self) -> datetime:
@@ -69,6 +71,12 @@ def _cycles(messages: Sequence[MessageFacts], rules: Rules) -> list[_Cycle]:
     for facts in messages:
         verdict = classify(facts, rules)
         current = cycles[-1] if cycles else None
+        if current is not None and _is_our_auto_ack_of(facts, current.opening):
+            # Our own auto-ack, found in Sent or a copy in INBOX: it acknowledges (as
+            # "auto"), even when the outbox that sent it is gone; never a human reply.
+            if current.auto_ack_seen_at is None:
+                current.auto_ack_seen_at = facts.arrived_at
+            continue
         if verdict.role is Role.CLIENT and verdict.account is not None:
             if current is None or current.action_plan_at is not None:
                 cycles.append(_Cycle(len(cycles) + 1, facts, verdict.account))
@@ -87,6 +95,12 @@ def _cycles(messages: Sequence[MessageFacts], rules: Rules) -> list[_Cycle]:
                 current.pauses.append((current.paused_since, facts.arrived_at))
                 current.paused_since = None
     return cycles
+
+
+def _is_our_auto_ack_of(facts: MessageFacts, opening: MessageFacts) -> bool:
+    """Whether ``facts`` is the auto-ack we sent in reply to ``opening``."""
+    kind = (facts.header(NOTICE_HEADER) or "").strip().lower()
+    return kind == NoticeKind.AUTO_ACK.value and facts.in_reply_to == opening.message_id
 
 
 def _due(
@@ -138,6 +152,7 @@ def _clock_decisions(
             for key, notice in notices.items()
             if key.startswith(earlier) and notice.sent_at is not None
         )
+        seen_at = cycle.opening.seen_at
         return [
             Decision(
                 key=notice_key(cycle.opening.message_id, clock.name, "breach-1", repetition),
@@ -151,6 +166,7 @@ def _clock_decisions(
                 due_at=clock.due_at,
                 trigger_message_id=cycle.opening.message_id,
                 reminder=reminder,
+                pre_existing=repetition == 0 and seen_at is not None and seen_at >= clock.due_at,
             )
         ]
     passed = [w for w in clock_policy.warn_before if now >= clock.due_at - w]
@@ -205,6 +221,20 @@ def _auto_ack_decision(
     )
 
 
+def _next_check(
+    clock: ClockStatus, clock_policy: ClockPolicy, policy: Policy, now: datetime
+) -> datetime | None:
+    """The next instant at which this running clock calls for a notice."""
+    if clock.stopped_at is not None:
+        return None
+    upcoming = [clock.due_at - w for w in clock_policy.warn_before] + [clock.due_at]
+    if now >= clock.due_at and policy.re_escalate_every:
+        repetition = int((now - clock.due_at) / policy.re_escalate_every)
+        upcoming.append(clock.due_at + (repetition + 1) * policy.re_escalate_every)
+    later = [moment for moment in upcoming if moment > now]
+    return min(later) if later else None
+
+
 def evaluate(
     conversation_id: str,
     messages: Sequence[MessageFacts],
@@ -249,9 +279,9 @@ def evaluate(
     calendar = calendar_named(policy.calendar)
 
     auto_ack = notices.get(auto_ack_key(cycle.opening.message_id))
-    auto_ack_at = None
+    auto_ack_at = cycle.auto_ack_seen_at
     if auto_ack is not None and auto_ack.sent_at is not None and auto_ack.sent_at <= now:
-        auto_ack_at = auto_ack.sent_at
+        auto_ack_at = min(auto_ack.sent_at, auto_ack_at or auto_ack.sent_at)
     candidates: list[tuple[datetime, AcknowledgedBy]] = []
     if cycle.first_human_response_at is not None:
         candidates.append((cycle.first_human_response_at, AcknowledgedBy.HUMAN))
@@ -289,7 +319,7 @@ def evaluate(
 
     decisions: list[Decision] = []
     ack_decision = _auto_ack_decision(conversation_id, cycle, policy, rules, now)
-    if ack_decision is not None and auto_ack is None:
+    if ack_decision is not None and auto_ack is None and cycle.auto_ack_seen_at is None:
         decisions.append(ack_decision)
     decisions += _clock_decisions(
         conversation_id, cycle, clocks[0], policy, policy.acknowledge, notices, now
@@ -319,4 +349,8 @@ def evaluate(
         opening_message_id=opening.message_id,
         clocks=clocks,
     )
-    return Evaluation(status, tuple(decisions))
+    checks = [_next_check(clocks[0], policy.acknowledge, policy, now)]
+    if cycle.paused_since is None:
+        checks.append(_next_check(clocks[1], policy.action_plan, policy, now))
+    next_check_at = min((c for c in checks if c is not None), default=None)
+    return Evaluation(status, tuple(decisions), next_check_at)

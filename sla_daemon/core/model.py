@@ -63,6 +63,8 @@ class MessageFacts:
     folder: str = ""
     folder_kind: FolderKind = FolderKind.INBOX
     synthetic_id: bool = False
+    seen_at: datetime | None = None
+    """When the daemon first stored the message (filled by the store, not the parser)."""
 
     def header(self, name: str) -> str | None:
         """Return the first value of header ``name`` (case-insensitive), or None."""
@@ -100,6 +102,7 @@ class NoticeKind(StrEnum):
     AUTO_ACK = "auto_ack"
     WARNING = "warning"
     BREACH = "breach"
+    DIGEST = "digest"
 
 
 class ConversationState(StrEnum):
@@ -247,6 +250,9 @@ class Decision:
     trigger_message_id: str | None = None
     suppressed_reason: str | None = None
     reminder: int = 0
+    pre_existing: bool = False
+    """A breach that was already past due when the daemon first saw the opening message
+    (a first start, a newly added mailbox): reported in a summary, not on its own."""
 
 
 @dataclass(frozen=True)
@@ -278,3 +284,6 @@ class Evaluation:
 
     status: ConversationStatus
     decisions: tuple[Decision, ...] = field(default=())
+    next_check_at: datetime | None = None
+    """The next instant at which the decisions can change without new mail (a warning
+    offset, a due time, a re-escalation), so the runner can wake for it."""

@@ -13,17 +13,79 @@ Nothing here walks a parent chain, so reference loops (a message that lists a re
 itself, or its own id) cannot make it loop: a message's own id never counts as one of its
 relations, and a loop only joins messages that belong together anyway.
 
-``plan_threading`` is the decision as a value; the service applies it to the store and the
-tests apply it to a dictionary, so both run the same code.
+When the headers name nothing known, a normalized-subject fallback may join the message to
+a recent conversation with the same subject and an overlapping participant; see
+``subject_match`` for the exact rule (docs/sla.md states it for users).
+
+``plan_threading`` is the decision as a value; the service applies it to the store, and
+``ThreadMap`` applies it to dictionaries in memory (``inspect`` and the tests), so both
+run the same code.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sla_daemon.core.model import MessageFacts
+from sla_daemon.core.classify import is_team_address
+from sla_daemon.core.model import MessageFacts, Rules
+
+SUBJECT_WINDOW = timedelta(days=14)
+"""The subject fallback joins a conversation only when its last message is this close in
+time to the new message (before or after it)."""
+
+GENERIC_SUBJECTS = frozenset(
+    {
+        "",
+        "hello",
+        "hi",
+        "hey",
+        "hallo",
+        "bonjour",
+        "question",
+        "questions",
+        "quick question",
+        "no subject",
+        "untitled",
+        "help",
+        "urgent",
+        "request",
+        "inquiry",
+        "enquiry",
+        "info",
+        "information",
+        "update",
+        "follow up",
+        "followup",
+        "thanks",
+        "thank you",
+        "fyi",
+        "test",
+        "meeting",
+        "issue",
+        "problem",
+    }
+)
+"""Normalized subjects too common to say two messages belong together (compared without
+punctuation, so "(no subject)" and "Hello!" are generic too)."""
+
+MIN_SUBJECT_LETTERS = 3
+"""A normalized subject with fewer letters or digits than this is generic too ("ok", "?")."""
+
+_PREFIX_WORDS = "re|fwd|fw|aw|sv|tr|antw|wg|rif|odp"
+# A reply or forward prefix, also numbered (Re[2]:, Re(2):, Re^2:) or spaced ("TR :"),
+# or a leading [tag] such as "[Ticket #123]" or a list's "[linux-mips]".
+_LEADING = re.compile(
+    rf"^(?:(?:{_PREFIX_WORDS})\s*(?:\[\d+\]|\(\d+\)|\^\d+)?\s*[:\uff1a]|\[[^\]]*\])\s*",
+    re.IGNORECASE,
+)
+# A trailing [tag] or the old "(fwd)" suffix.
+_TRAILING = re.compile(r"\s*(?:\[[^\]]*\]|\(fwd?\))$", re.IGNORECASE)
+_SPACE = re.compile(r"\s+")
+_NOT_WORD = re.compile(r"[\W_]+")
 
 
 @dataclass(frozen=True)
@@ -38,6 +100,25 @@ class ThreadingPlan:
     conversation_id: str
     merge: tuple[str, ...]
     link_ids: tuple[str, ...]
+    by_subject: bool = False
+    """True when the headers named nothing known and the subject fallback chose the
+    conversation (counted and logged apart from header threading)."""
+    reason: str = ""
+    """Why the subject fallback joined (empty otherwise)."""
+
+
+@dataclass(frozen=True)
+class SubjectCandidate:
+    """A conversation filed under the new message's normalized subject.
+
+    ``participants`` are the lower-cased addresses of every message in it (senders,
+    Reply-To, To and Cc, team included: the team is left out when comparing), and
+    ``last_at`` is the arrival of its latest message.
+    """
+
+    conversation_id: str
+    participants: frozenset[str]
+    last_at: datetime
 
 
 def related_ids(facts: MessageFacts) -> tuple[str, ...]:
@@ -110,7 +191,86 @@ def ids_to_link(facts: MessageFacts) -> tuple[str, ...]:
     return (facts.message_id, *related_ids(facts))
 
 
-def plan_threading(facts: MessageFacts, known: Mapping[str, str]) -> ThreadingPlan:
+def normalize_subject(text: str) -> str:
+    """The subject as the fallback compares it.
+
+    Leading reply and forward prefixes (Re, Fwd, FW, AW, SV, TR, Antw, WG, RIF, Odp, in any
+    case, repeated, numbered like ``Re[2]:``) and ``[tags]`` among them are removed, as are
+    a trailing ``[tag]`` and ``(fwd)``; runs of white space become one space, and the case
+    is folded. ``"RE: [Ticket #123] Fwd: Server  DOWN"`` becomes ``"server down"``.
+    """
+    subject = _SPACE.sub(" ", text).strip()
+    while True:
+        shorter = _TRAILING.sub("", _LEADING.sub("", subject)).strip()
+        if shorter == subject:
+            return subject.casefold()
+        subject = shorter
+
+
+def subject_key(text: str) -> str | None:
+    """``normalize_subject(text)``, or None when it is too generic to thread by.
+
+    Generic: fewer than ``MIN_SUBJECT_LETTERS`` letters or digits, or one of
+    ``GENERIC_SUBJECTS`` once punctuation is dropped.
+    """
+    normalized = normalize_subject(text)
+    words = _NOT_WORD.sub(" ", normalized).strip()
+    if len(words.replace(" ", "")) < MIN_SUBJECT_LETTERS or words in GENERIC_SUBJECTS:
+        return None
+    return normalized
+
+
+def participants(facts: MessageFacts) -> frozenset[str]:
+    """Every address on a message: sender, Reply-To, To and Cc, lower-cased."""
+    addresses = [facts.sender] if facts.sender is not None else []
+    addresses += [*facts.reply_to, *facts.to, *facts.cc]
+    return frozenset(a.email.lower() for a in addresses if a.email)
+
+
+def subject_match(
+    facts: MessageFacts,
+    candidates: Iterable[SubjectCandidate],
+    rules: Rules | None = None,
+) -> tuple[SubjectCandidate, str] | None:
+    """The conversation the subject fallback joins ``facts`` to, with the reason, or None.
+
+    A candidate qualifies when ``facts`` has a non-generic subject (``subject_key``), an
+    address of ``facts`` other than the team's (``rules``; without rules no address is
+    the team's) is among the candidate's participants, and the candidate's last message
+    is within ``SUBJECT_WINDOW`` of ``facts.arrived_at``. Of several, the one whose last
+    message is closest in time wins (then the smallest conversation id). The caller
+    passes the conversations filed under ``subject_key(facts.subject)``.
+    """
+    key = subject_key(facts.subject)
+    if key is None:
+        return None
+    own = {a for a in participants(facts) if rules is None or not is_team_address(a, rules)}
+    best: tuple[timedelta, str, SubjectCandidate, str] | None = None
+    for candidate in candidates:
+        gap = abs(facts.arrived_at - candidate.last_at)
+        shared = sorted(own & candidate.participants)
+        if not shared or gap > SUBJECT_WINDOW:
+            continue
+        if best is None or (gap, candidate.conversation_id) < best[:2]:
+            best = (gap, candidate.conversation_id, candidate, shared[0])
+    if best is None:
+        return None
+    gap, _, candidate, shared_address = best
+    hours = gap.total_seconds() / 3600
+    reason = (
+        f"no known In-Reply-To/References; subject {key!r} and participant {shared_address} "
+        f"shared with a conversation last active {hours:.1f}h apart "
+        f"(window {SUBJECT_WINDOW.days} days)"
+    )
+    return candidate, reason
+
+
+def plan_threading(
+    facts: MessageFacts,
+    known: Mapping[str, str],
+    subject_candidates: Sequence[SubjectCandidate] = (),
+    rules: Rules | None = None,
+) -> ThreadingPlan:
     """Decide where ``facts`` goes, given the links ``known`` for ``ids_to_link(facts)``.
 
     ``known`` maps Message-IDs to conversation ids; only the ids of ``ids_to_link(facts)``
@@ -119,7 +279,119 @@ def plan_threading(facts: MessageFacts, known: Mapping[str, str]) -> ThreadingPl
     (the same Message-ID fetched from another folder) returns its conversation with nothing
     to merge, as long as the copy names no id of another conversation; the service skips
     such copies before planning, so a copy never re-threads anything.
+
+    Only when none of ``ids_to_link(facts)`` is known are ``subject_candidates`` (the
+    conversations filed under the message's normalized subject) considered: the message
+    joins the one ``subject_match`` picks, with ``by_subject`` set. ``rules`` says which
+    addresses are the team's, left out of the participant overlap.
     """
+    link_ids = ids_to_link(facts)
+    if subject_candidates and not any(message_id in known for message_id in link_ids):
+        match = subject_match(facts, subject_candidates, rules)
+        if match is not None:
+            candidate, reason = match
+            return ThreadingPlan(
+                conversation_id=candidate.conversation_id,
+                merge=(),
+                link_ids=link_ids,
+                by_subject=True,
+                reason=reason,
+            )
     conversation_id = assign_conversation(facts, known)
     merge = tuple(sorted(conversations_to_merge(facts, known, conversation_id)))
-    return ThreadingPlan(conversation_id=conversation_id, merge=merge, link_ids=ids_to_link(facts))
+    return ThreadingPlan(conversation_id=conversation_id, merge=merge, link_ids=link_ids)
+
+
+class ThreadMap:
+    """Conversations kept in memory, changed by plans exactly as the store is.
+
+    ``inspect`` and the tests use it where the daemon uses the state database: the same
+    links (every id seen or referenced -> conversation), merged and linked the same way,
+    and the same subject index (normalized subject -> conversations, with their
+    participants and last arrival).
+    """
+
+    def __init__(self) -> None:
+        self._links: dict[str, str] = {}
+        self._ids: dict[str, set[str]] = {}
+        self._subjects: dict[str, set[str]] = {}
+        self._keys: dict[str, set[str]] = {}
+        self._participants: dict[str, set[str]] = {}
+        self._last_at: dict[str, datetime] = {}
+
+    def links_for(self, message_ids: Iterable[str]) -> dict[str, str]:
+        """The conversation each of ``message_ids`` is linked to, for those that are."""
+        return {i: self._links[i] for i in message_ids if i in self._links}
+
+    def conversation_of(self, message_id: str) -> str | None:
+        """The conversation ``message_id`` is linked to now, if any."""
+        return self._links.get(message_id)
+
+    @property
+    def links(self) -> Mapping[str, str]:
+        """Every link: Message-ID (stored or only referenced) -> conversation."""
+        return self._links
+
+    def subject_candidates(self, facts: MessageFacts) -> tuple[SubjectCandidate, ...]:
+        """The conversations filed under ``facts``'s normalized subject (none if generic)."""
+        key = subject_key(facts.subject)
+        if key is None:
+            return ()
+        return tuple(
+            SubjectCandidate(
+                conversation_id=conversation,
+                participants=frozenset(self._participants.get(conversation, ())),
+                last_at=self._last_at[conversation],
+            )
+            for conversation in sorted(self._subjects.get(key, ()))
+            if conversation in self._last_at
+        )
+
+    def apply(self, plan: ThreadingPlan, facts: MessageFacts | None = None) -> None:
+        """Merge, then link, as the service does; with ``facts``, index the message too."""
+        into = plan.conversation_id
+        for other in plan.merge:
+            self._merge(other, into)
+        for message_id in plan.link_ids:
+            if message_id not in self._links:
+                self._links[message_id] = into
+                self._ids.setdefault(into, set()).add(message_id)
+        if facts is not None:
+            key = subject_key(facts.subject)
+            if key is not None:
+                self._subjects.setdefault(key, set()).add(into)
+                self._keys.setdefault(into, set()).add(key)
+            self._participants.setdefault(into, set()).update(participants(facts))
+            last = self._last_at.get(into)
+            if last is None or facts.arrived_at > last:
+                self._last_at[into] = facts.arrived_at
+
+    def thread(
+        self, facts: MessageFacts, *, subject_fallback: bool = True, rules: Rules | None = None
+    ) -> ThreadingPlan:
+        """Plan and apply one new message as the service stores it; return the plan.
+
+        The subject candidates are looked up only when no id of the message is linked
+        yet, and only with ``subject_fallback``.
+        """
+        known = self.links_for(ids_to_link(facts))
+        candidates = self.subject_candidates(facts) if subject_fallback and not known else ()
+        plan = plan_threading(facts, known, candidates, rules)
+        self.apply(plan, facts)
+        return plan
+
+    def _merge(self, merged: str, into: str) -> None:
+        if merged == into:
+            return
+        for message_id in self._ids.pop(merged, set()):
+            self._links[message_id] = into
+            self._ids.setdefault(into, set()).add(message_id)
+        for key in self._keys.pop(merged, set()):
+            conversations = self._subjects[key]
+            conversations.discard(merged)
+            conversations.add(into)
+            self._keys.setdefault(into, set()).add(key)
+        self._participants.setdefault(into, set()).update(self._participants.pop(merged, ()))
+        last = self._last_at.pop(merged, None)
+        if last is not None and (into not in self._last_at or last > self._last_at[into]):
+            self._last_at[into] = last

@@ -15,6 +15,7 @@ import os
 import pwd
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -53,6 +54,26 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
+def _child_pids(parent: int) -> list[int]:
+    """The processes whose parent is ``parent`` (read from /proc)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            # The command name in parentheses may hold spaces: split after it.
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == parent:
+                children.append(int(stat.parent.name))
+    return children
+
+
+def _is_running(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def _service_identity() -> tuple[str, str]:
     """The user and group Dovecot's unprivileged processes and mail files run as.
 
@@ -70,7 +91,9 @@ class DovecotServer:
     r"""A Dovecot IMAP server on ``host``:``port`` with users added by ``add_user``.
 
     Use as a context manager, or call ``start()`` and ``stop()``. Every user gets an
-    INBOX and a ``Sent`` folder (SPECIAL-USE ``\Sent``).
+    INBOX and a sent folder (SPECIAL-USE ``\Sent``), named ``Sent`` unless told otherwise.
+    ``halt()`` and ``resume()`` (or ``restart()``) take the server down and bring it back
+    on the same port with the same users and mail.
     """
 
     host = "127.0.0.1"
@@ -82,6 +105,7 @@ class DovecotServer:
         start_timeout: float = 20.0,
         timezone: str = "XST-5:30",
         tls: bool = False,
+        sent_folder: str | None = "Sent",
     ) -> None:
         found = binary or find_dovecot()
         if found is None:
@@ -92,6 +116,9 @@ class DovecotServer:
         # INTERNALDATE in its own zone, and tests should see a real offset to convert.
         self.timezone = timezone
         self.tls = tls
+        # The folder marked SPECIAL-USE \Sent; e.g. "Sent Items" to look like Outlook,
+        # or None for a server that marks none.
+        self.sent_folder = sent_folder
         self.port = 0
         self.tls_port = 0
         self.root: Path | None = None
@@ -150,8 +177,49 @@ class DovecotServer:
             self.tls_port = free_port(self.host)
             self._make_certificate()
         self.config_path.write_text(self._config(user, group))
+        try:
+            self.resume()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Stop Dovecot (terminate, then kill) and remove its directory."""
+        self.halt()
+        if self.root is not None:
+            shutil.rmtree(self.root, ignore_errors=True)
+            self.root = None
+
+    def halt(self) -> None:
+        """Stop the server and end every client session; users and mail stay.
+
+        The master process leaves running ``imap`` session processes behind when it is
+        terminated in the foreground, so they are ended here one by one, the way a
+        real restart (``shutdown_clients = yes``) ends them.
+        """
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        children = _child_pids(process.pid)
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while any(_is_running(pid) for pid in children) and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def resume(self) -> None:
+        """Start the server (again) on the same port, config and mail; wait for its greeting."""
+        if self._process is not None:
+            raise RuntimeError("the Dovecot server is already running")
         # Output goes to a file: a pipe nobody reads could fill up and stall Dovecot.
-        with (self.root / "console.log").open("wb") as console:
+        with (self._root / "console.log").open("ab") as console:
             self._process = subprocess.Popen(
                 [self.binary, "-F", "-c", str(self.config_path)],
                 stdin=subprocess.DEVNULL,
@@ -162,22 +230,13 @@ class DovecotServer:
         try:
             self._wait_for_greeting()
         except BaseException:
-            self.stop()
+            self.halt()
             raise
 
-    def stop(self) -> None:
-        """Stop Dovecot (terminate, then kill) and remove its directory."""
-        process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-        if self.root is not None:
-            shutil.rmtree(self.root, ignore_errors=True)
-            self.root = None
+    def restart(self) -> None:
+        """``halt()`` then ``resume()``: every client is disconnected, nothing is lost."""
+        self.halt()
+        self.resume()
 
     def log_text(self) -> str:
         """Everything Dovecot has logged so far (empty when nothing was written)."""
@@ -238,11 +297,7 @@ userdb {{
 namespace inbox {{
   inbox = yes
   separator = /
-  mailbox Sent {{
-    special_use = \\Sent
-    auto = create
-  }}
-}}
+{self._sent_mailbox()}}}
 
 service imap-login {{
   chroot =
@@ -261,6 +316,16 @@ service anvil {{
     mode = 0
   }}
 }}
+"""
+
+    def _sent_mailbox(self) -> str:
+        if self.sent_folder is None:
+            return ""
+        return f"""\
+  mailbox "{self.sent_folder}" {{
+    special_use = \\Sent
+    auto = create
+  }}
 """
 
     def _wait_for_greeting(self) -> None:

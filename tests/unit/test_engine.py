@@ -242,3 +242,64 @@ def test_acknowledge_breach_when_nobody_answers_old_mail() -> None:
     assert ClockName.ACKNOWLEDGE in result.status.breaches
     kinds = {(d.kind, d.clock) for d in result.decisions}
     assert (NoticeKind.BREACH, ClockName.ACKNOWLEDGE) in kinds
+
+
+def test_next_check_is_the_next_warning_then_the_due_time() -> None:
+    """The evaluation names the next instant a notice becomes due, for the runner."""
+    history = [client_mail("m1", 10), team_reply("r1", 9.9, "m1")]
+    result = evaluate(CID, history, rules(), {}, NOW)
+    # Opened 10h ago: the 24h warning is due 14h from now.
+    assert result.next_check_at == NOW + timedelta(hours=14)
+    later = evaluate(CID, history, rules(), {}, NOW + timedelta(hours=36))
+    assert later.next_check_at == NOW + timedelta(hours=38)  # the due time itself
+
+
+def test_next_check_after_a_breach_is_the_next_re_escalation() -> None:
+    """A breached clock with re_escalate_every wakes for the next repetition only."""
+    history = [client_mail("m1", 50), team_reply("r1", 49.9, "m1")]
+    result = evaluate(CID, history, rules(re_escalate_every=timedelta(hours=24)), {}, NOW)
+    assert result.next_check_at == NOW - timedelta(hours=2) + timedelta(hours=24)
+    plain = evaluate(CID, history, rules(), {}, NOW)
+    assert plain.next_check_at is None
+
+
+def test_breach_past_due_when_first_seen_is_pre_existing() -> None:
+    """A breach that was already late when the daemon stored the mail is marked so."""
+    seen = replace(client_mail("m1", 50), seen_at=NOW - timedelta(minutes=1))
+    history = [seen, team_reply("r1", 49.9, "m1")]
+    [breach] = [
+        d for d in evaluate(CID, history, rules(), {}, NOW).decisions if d.kind is NoticeKind.BREACH
+    ]
+    assert breach.pre_existing
+    watched = replace(client_mail("m1", 50), seen_at=NOW - timedelta(hours=50))
+    [live] = [
+        d
+        for d in evaluate(CID, [watched, history[1]], rules(), {}, NOW).decisions
+        if d.kind is NoticeKind.BREACH
+    ]
+    assert not live.pre_existing
+
+
+def test_our_auto_ack_found_in_sent_acknowledges_as_auto_never_human() -> None:
+    """A copy of our own auto-ack in Sent counts as the auto acknowledgement, not a reply."""
+    ack = replace(
+        team_reply("ack1", 0.9, "m1", body="We have received your message."),
+        headers=(("x-sla-daemon", "auto_ack"), ("auto-submitted", "auto-replied")),
+        sender=Address("support@acme.example", "Acme Support"),
+    )
+    result = evaluate(CID, [client_mail("m1", 1), ack], rules(), {}, NOW)
+    assert result.status.acknowledged_by is AcknowledgedBy.AUTO
+    assert result.status.acknowledged_at == NOW - timedelta(hours=0.9)
+    assert result.status.first_human_response_at is None
+    assert [d for d in result.decisions if d.kind is NoticeKind.AUTO_ACK] == []
+
+
+def test_our_escalation_in_the_thread_triggers_nothing() -> None:
+    """A breach notice of ours that lands in the conversation is neither client nor team."""
+    notice = replace(
+        team_reply("n1", 0.5, "m1", to="alice@acme.example"),
+        headers=(("x-sla-daemon", "breach"), ("auto-submitted", "auto-generated")),
+    )
+    base = evaluate(CID, [client_mail("m1", 3)], rules(), {}, NOW)
+    with_notice = evaluate(CID, [client_mail("m1", 3), notice], rules(), {}, NOW)
+    assert with_notice.status == replace(base.status, message_ids=("m1", "n1"))

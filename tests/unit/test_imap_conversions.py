@@ -12,9 +12,14 @@ from sla_daemon.adapters.imapwire import (
     batched,
     decode_flags,
     describe,
+    fetch_items,
     fetched_message,
     internaldate_to_utc,
     login_refusal_is_temporary,
+    message_size,
+    reports_bye,
+    reports_change,
+    sent_folders_in,
     server_reply,
     since_search_date,
     uids_after,
@@ -24,11 +29,20 @@ from sla_daemon.hosts import is_loopback_host
 IST = timezone(timedelta(hours=5, minutes=30))
 
 
-def test_fetch_items_peek_at_the_body() -> None:
-    r"""Bodies are fetched with BODY.PEEK[], never BODY[] (which would set \Seen)."""
-    assert "BODY.PEEK[]" in FETCH_ITEMS
-    assert "BODY[]" not in FETCH_ITEMS
-    assert {"INTERNALDATE", "FLAGS"} <= set(FETCH_ITEMS)
+def test_fetch_items_peek_at_the_header_and_the_start_of_the_text() -> None:
+    r"""The header and at most max_body_bytes of the text, PEEKed (BODY[...] sets \Seen)."""
+    assert fetch_items(262144) == (
+        "BODY.PEEK[HEADER]",
+        "RFC822.SIZE",
+        "INTERNALDATE",
+        "FLAGS",
+        "BODY.PEEK[TEXT]<0.262144>",
+    )
+    assert fetch_items(1000)[: len(FETCH_ITEMS)] == FETCH_ITEMS
+    assert not [item for item in fetch_items(10) if item.startswith("BODY[")]
+    assert "BODY.PEEK[]" not in fetch_items(10)  # never the whole message
+    with pytest.raises(ValueError, match="negative"):
+        fetch_items(-1)
 
 
 def test_decode_flags_turns_bytes_into_text_in_order() -> None:
@@ -99,7 +113,9 @@ def test_since_search_date_refuses_a_naive_datetime() -> None:
 def test_fetched_message_builds_the_record_from_a_fetch_answer() -> None:
     """A FETCH answer becomes a FetchedMessage with raw bytes, UTC date and text flags."""
     answer = {
-        b"BODY[]": b"Subject: hi\r\n\r\nbody\r\n",
+        b"BODY[HEADER]": b"Subject: hi\r\n\r\n",
+        b"BODY[TEXT]<0>": b"body\r\n",
+        b"RFC822.SIZE": 23,
         b"INTERNALDATE": datetime(2026, 1, 1, 17, 30, tzinfo=IST),
         b"FLAGS": (b"\\Answered", b"\\Recent", b"$ActionPlan"),
         b"SEQ": 3,
@@ -112,9 +128,53 @@ def test_fetched_message_builds_the_record_from_a_fetch_answer() -> None:
     assert message.flags == ("\\Answered", "$ActionPlan")
 
 
-def test_fetched_message_without_a_body_is_none() -> None:
-    """An answer without the body (e.g. only an unsolicited FLAGS update) gives None."""
+def test_fetched_message_without_a_header_is_none() -> None:
+    """An answer without the header (e.g. only an unsolicited FLAGS update) gives None."""
     assert fetched_message(1, {b"FLAGS": (b"\\Seen",)}) is None
+    assert message_size({b"FLAGS": (b"\\Seen",)}) is None
+
+
+def test_fetched_message_with_an_empty_or_cut_text() -> None:
+    """NIL text gives the header alone; a cut text is kept as cut; the size tells the rest."""
+    header = b"Subject: big\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n"
+    empty = fetched_message(1, {b"BODY[HEADER]": header, b"BODY[TEXT]<0>": None})
+    assert empty is not None and empty.raw == header
+    answer = {b"BODY[HEADER]": header, b"BODY[TEXT]<0>": b"--x\r\nAAAA", b"RFC822.SIZE": 10**8}
+    cut = fetched_message(2, answer)
+    assert cut is not None and cut.raw == header + b"--x\r\nAAAA"
+    assert message_size(answer) == 10**8
+
+
+def test_reports_change_on_exists_expunge_recent_fetch_and_vanished() -> None:
+    """Untagged responses that change a folder count; keep-alives and FLAGS lists do not."""
+    assert reports_change([(2, b"EXISTS")])
+    assert reports_change([(b"OK", b"Still here"), (5, b"EXPUNGE")])
+    assert reports_change([(2, b"RECENT")])
+    assert reports_change([(1, b"FETCH", (b"FLAGS", (b"$ActionPlan",)))])
+    assert reports_change([(b"VANISHED", b"4:7")])
+    assert not reports_change([])
+    assert not reports_change([(b"OK", b"Still here")])
+    assert not reports_change([(b"FLAGS", (b"\\Seen", b"$ActionPlan"))])
+
+
+def test_reports_bye_only_on_bye() -> None:
+    """Dovecot's shutdown notice is parsed word by word; only BYE means the end."""
+    assert reports_bye([(b"BYE", b"Server", b"shutting", b"down.")])
+    assert not reports_bye([(b"OK", b"Still here"), (1, b"EXISTS")])
+    assert not reports_bye([])
+
+
+def test_sent_folders_in_a_list_answer_are_those_marked_sent() -> None:
+    r"""Gmail's and Outlook's names are found by the \Sent mark alone, in LIST order."""
+    listing = [
+        ((b"\\HasNoChildren",), b"/", "INBOX"),
+        ((b"\\HasNoChildren", b"\\Sent"), b"/", "[Gmail]/Sent Mail"),
+        ((b"\\HasNoChildren",), b"/", "Sent"),
+        ((b"\\SENT",), b"/", "Sent Items"),
+        ((b"\\Drafts",), b"/", "Drafts"),
+    ]
+    assert sent_folders_in(listing) == ["[Gmail]/Sent Mail", "Sent Items"]
+    assert sent_folders_in([]) == []
 
 
 def test_is_loopback_host_accepts_only_this_machine() -> None:

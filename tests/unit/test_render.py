@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -47,6 +48,10 @@ GLOBEX = Account(
     domains=("globex.example",),
     escalate_to=("lead@acme.example",),
 )
+
+
+PER_DECISION_KINDS = [k for k in NoticeKind if k is not NoticeKind.DIGEST]
+"""Kinds rendered from one decision (the digest gathers several; tested on its own)."""
 
 
 def trigger(subject: str = "Checkout page fails", **changes: object) -> MessageFacts:
@@ -154,7 +159,7 @@ def parts(message: EmailMessage) -> tuple[str, str]:
     return str(text_part.get_content()), str(html_part.get_content())
 
 
-@pytest.mark.parametrize("kind", list(NoticeKind))
+@pytest.mark.parametrize("kind", PER_DECISION_KINDS)
 def test_every_kind_renders_as_text_then_html_alternative(kind: NoticeKind) -> None:
     """Each notice kind is a multipart/alternative with a text part first, then HTML."""
     message = reparse(render(kind))
@@ -166,7 +171,7 @@ def test_every_kind_renders_as_text_then_html_alternative(kind: NoticeKind) -> N
     assert "Checkout page fails" in html
 
 
-@pytest.mark.parametrize("kind", list(NoticeKind))
+@pytest.mark.parametrize("kind", PER_DECISION_KINDS)
 def test_every_notice_carries_the_safety_and_bookkeeping_headers(kind: NoticeKind) -> None:
     """From, To, Date, X-Auto-Response-Suppress, X-SLA-Daemon and the notice key are set."""
     message = reparse(render(kind))
@@ -310,7 +315,7 @@ def test_html_escapes_a_script_in_the_subject() -> None:
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 
 
-@pytest.mark.parametrize("kind", list(NoticeKind))
+@pytest.mark.parametrize("kind", PER_DECISION_KINDS)
 def test_header_injection_in_the_subject_is_neutralised(kind: NoticeKind) -> None:
     """CR/LF in a client's subject cannot add a Bcc header or a recipient."""
     message = render(kind, subject="Hello\r\nBcc: evil@x.example\r\n")
@@ -331,7 +336,7 @@ def test_sanitize_header_text_removes_controls_collapses_and_caps() -> None:
     assert sanitize_header_text("bad \udcff byte") == "bad byte"
 
 
-@pytest.mark.parametrize("kind", list(NoticeKind))
+@pytest.mark.parametrize("kind", PER_DECISION_KINDS)
 def test_non_ascii_subject_survives_the_wire(kind: NoticeKind) -> None:
     """A non-ASCII subject is encoded for the wire and decodes to the same words."""
     subject = "Überweisung fehlgeschlagen — 支付失败 😀"
@@ -390,7 +395,7 @@ def test_unknown_time_zone_is_refused() -> None:
         NoticeRenderer(None, TEAM, "Mars/Olympus")
 
 
-@pytest.mark.parametrize("kind", list(NoticeKind))
+@pytest.mark.parametrize("kind", PER_DECISION_KINDS)
 def test_missing_facts_render_as_words_not_errors(kind: NoticeKind) -> None:
     """Without account, trigger message, clock or due time every kind still renders."""
     bare = Decision(
@@ -423,3 +428,31 @@ def test_missing_facts_render_as_words_not_errors(kind: NoticeKind) -> None:
     assert "(no subject)" in str(message["Subject"])
     assert "someone@elsewhere.example" in text or kind is NoticeKind.AUTO_ACK
     assert message["In-Reply-To"] is None
+
+
+def test_digest_lists_every_pre_existing_breach_once_to_the_owner() -> None:
+    """The first-start summary goes to the owner alone and names each missed deadline."""
+    renderer = NoticeRenderer(None, TEAM, "Europe/Berlin")
+    breach = decision(NoticeKind.BREACH)
+    other = replace(breach, key="other-key", conversation_id="conv-43")
+    message = renderer.render_digest(
+        "digest|alice@acme.example|x",
+        "alice@acme.example",
+        [(breach, status("Checkout broken"), GLOBEX), (other, status("Sync stalled"), GLOBEX)],
+        NOW_FOR[NoticeKind.BREACH],
+    )
+    assert message["To"] == "alice@acme.example"
+    assert message["X-SLA-Daemon"] == "digest"
+    assert message["Auto-Submitted"] == "auto-generated"
+    assert "2 deadlines already missed" in message["Subject"]
+    text = message.get_body(("plain",))
+    assert text is not None
+    content = text.get_content()  # type: ignore[attr-defined]
+    for expected in ("Checkout broken", "Sync stalled", "conv-42", "conv-43", "Globex"):
+        assert expected in content
+    assert (
+        message["Message-ID"]
+        == renderer.render_digest(
+            "digest|alice@acme.example|x", "alice@acme.example", [], NOW_FOR[NoticeKind.BREACH]
+        )["Message-ID"]
+    )

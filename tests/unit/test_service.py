@@ -60,6 +60,9 @@ class FakeSource:
         if fresh:
             yield FolderBatch(self.name, "INBOX", FolderKind.INBOX, 7, fresh[-1].uid, tuple(fresh))
 
+    def watch(self, wake: object, stop: object) -> None:
+        """Nothing to watch: tests run cycles by hand."""
+
     def close(self) -> None:
         """Nothing to release."""
 
@@ -174,3 +177,30 @@ def test_the_same_message_in_two_folders_is_one_message(tmp_path: Path) -> None:
     assert report.duplicates == 1 and report.stored == 0
     assert store.message_count() == 1
     assert len(sender.sent) == 1
+
+
+def test_several_pre_existing_breaches_go_to_the_owner_in_one_summary(tmp_path: Path) -> None:
+    """A first start on old mail sends the owner one summary, not one breach per thread."""
+    old = [
+        (_raw(f"old{i}@globex.example", "dana@globex.example", f"Old request {i}", at), at)
+        for i, at in enumerate([NOW - timedelta(hours=60), NOW - timedelta(hours=70)])
+    ]
+    sender = FakeSender()
+    service = _service(Store(tmp_path / "s.sqlite3"), FakeSource(old), sender)
+    report = service.run_cycle()
+    summaries = [m for m in sender.sent if m["X-SLA-Daemon"] == "digest"]
+    assert len(summaries) == 1 and len(sender.sent) == 1
+    assert summaries[0]["To"] == "alice@acme.example"
+    assert report.digests and report.suppressed >= 4  # 2 clocks x 2 threads + 2 auto-acks
+    again = _service(service.store, FakeSource(old), sender).run_cycle()
+    assert again.sent == 0 and len(sender.sent) == 1
+
+
+def test_a_single_pre_existing_breach_is_escalated_as_usual(tmp_path: Path) -> None:
+    """One old breach alone goes to the owner and the leads like any breach."""
+    at = NOW - timedelta(hours=60)
+    source = FakeSource([(_raw("old@globex.example", "dana@globex.example", "Old", at), at)])
+    sender = FakeSender()
+    _service(Store(tmp_path / "s.sqlite3"), source, sender).run_cycle()
+    kinds = sorted(str(m["X-SLA-Daemon"]) for m in sender.sent)
+    assert kinds == ["breach", "breach"]  # acknowledge and action plan, both missed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -41,12 +42,12 @@ def test_failed_unit_of_work_leaves_nothing(tmp_path: Path) -> None:
 
 
 def test_messages_round_trip(tmp_path: Path) -> None:
-    """Stored facts come back equal, grouped by conversation."""
+    """Stored facts come back equal, grouped by conversation, with when they were stored."""
     store = Store(tmp_path / "s.sqlite3")
     facts = client_mail("m1", 1, headers=(("precedence", "bulk"),))
     store.add_message(facts, "c-1", NOW)
     assert store.message("m1") == facts
-    assert store.conversation_messages("c-1") == [facts]
+    assert store.conversation_messages("c-1") == [replace(facts, seen_at=NOW)]
     assert store.conversation_ids() == ["c-1"]
 
 

@@ -2,11 +2,11 @@
 
 notmuch 0.37 threads by In-Reply-To / References only, as ``plan_threading`` does without
 a subject fallback, so the two must agree on which messages share a thread. The messages
-are fed through ``plan_threading`` the way the service applies it (merge, then link), once
-in file order and once in reverse, and compared pair by pair: a pair notmuch puts in one
-thread must share a conversation ("split" when it does not), and a pair it keeps apart
-must not ("merge" when it does; a subject fallback could add those legitimately, so they
-are counted apart).
+are fed through ``plan_threading`` and applied by ``ThreadMap`` the way the service applies
+a plan to the store (merge, then link), once in file order and once in reverse, and
+compared pair by pair: a pair notmuch puts in one thread must share a conversation
+("split" when it does not), and a pair it keeps apart must not ("merge" when it does; a
+subject fallback could add those legitimately, so they are counted apart).
 
 Measured on the corpora as shipped, identical in file order and in reverse order:
 
@@ -34,7 +34,7 @@ import pytest
 
 from sla_daemon.adapters.mailparse import parse_message
 from sla_daemon.core.model import FolderKind, MessageFacts
-from sla_daemon.core.threads import ids_to_link, plan_threading
+from sla_daemon.core.threads import ThreadMap, ids_to_link, plan_threading
 
 pytestmark = pytest.mark.corpus
 
@@ -62,34 +62,21 @@ def _parse(raw: bytes) -> MessageFacts:
     )
 
 
-def _store(facts: MessageFacts, links: dict[str, str]) -> str:
-    """Apply the plan for ``facts`` to ``links`` as the service applies it to the store."""
-    known = {
-        message_id: links[message_id] for message_id in ids_to_link(facts) if message_id in links
-    }
-    plan = plan_threading(facts, known)
-    for other in plan.merge:
-        for message_id, conversation in links.items():
-            if conversation == other:
-                links[message_id] = plan.conversation_id
-    for message_id in plan.link_ids:
-        links.setdefault(message_id, plan.conversation_id)
-    return plan.conversation_id
-
-
-def _thread(messages: Iterable[MessageFacts]) -> tuple[dict[str, str], dict[str, str]]:
+def _thread(messages: Iterable[MessageFacts]) -> tuple[dict[str, str], Mapping[str, str]]:
     """Store ``messages`` in order; return (Message-ID -> conversation, all links).
 
-    A second copy of a Message-ID already stored is skipped: it is the same message.
+    ``ThreadMap`` applies each plan as the service applies it to the store (header
+    threading only: notmuch has no subject fallback). A second copy of a Message-ID
+    already stored is skipped: it is the same message.
     """
-    links: dict[str, str] = {}
+    threads = ThreadMap()
     stored: set[str] = set()
     for facts in messages:
         if facts.message_id in stored:
             continue
         stored.add(facts.message_id)
-        _store(facts, links)
-    return {message_id: links[message_id] for message_id in stored}, links
+        threads.thread(facts, subject_fallback=False)
+    return threads.links_for(stored), threads.links
 
 
 def _ordered(messages: Sequence[MessageFacts], order: str) -> list[MessageFacts]:

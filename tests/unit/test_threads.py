@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from sla_daemon.core.model import MessageFacts
 from sla_daemon.core.threads import (
     ThreadingPlan,
+    ThreadMap,
     assign_conversation,
     conversation_id_for_root,
     conversations_to_merge,
@@ -228,3 +229,19 @@ def test_membership_is_the_same_in_any_order(messages: list[MessageFacts]) -> No
     for facts in messages:
         assert plan_threading(facts, dict(links)) == plan_threading(facts, dict(links))
         _apply(facts, links)
+
+
+@given(st.lists(st.integers(min_value=0, max_value=30), min_size=1, max_size=30))
+def test_thread_map_applies_plans_like_a_plain_dictionary(order: list[int]) -> None:
+    """``ThreadMap`` (used by ``inspect`` and the corpus tests) ends where dict links do."""
+    chain = [f"m{i}" for i in range(31)]
+    messages = [
+        _facts(chain[i], chain[i - 1] if i % 3 else None, tuple(chain[max(0, i - 2) : i]))
+        for i in dict.fromkeys(order)
+    ]
+    threads = ThreadMap()
+    for facts in messages:
+        threads.thread(facts, subject_fallback=False)
+    expected = _planned(messages)
+    ours = {facts.message_id: threads.conversation_of(facts.message_id) for facts in messages}
+    assert ours == expected

@@ -1,0 +1,151 @@
+"""Opening an IMAP connection: TCP, TLS or STARTTLS, and the login.
+
+Shared by the polling connection and every IDLE watcher, so all of them verify
+certificates, refuse plaintext off loopback and report a refused login the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ssl
+from dataclasses import dataclass, field
+
+import structlog
+import tenacity
+from imapclient import IMAPClient
+from imapclient.exceptions import CapabilityError, IMAPClientError, LoginError
+
+from sla_daemon.adapters.imapwire import describe, login_refusal_is_temporary, server_reply
+from sla_daemon.errors import AuthenticationError, ConfigError, TransientError
+
+_log = structlog.get_logger()
+
+
+def discard(client: IMAPClient) -> None:
+    """Close a connection without a word to the server (it may be gone already)."""
+    with contextlib.suppress(Exception):
+        client.shutdown()
+
+
+@dataclass(frozen=True)
+class ImapLogin:
+    """Where and as whom to log in; ``name`` is the mailbox, for messages."""
+
+    name: str
+    host: str
+    port: int
+    security: str
+    username: str
+    password: str = field(repr=False)
+    timeout: float
+    ssl_context: ssl.SSLContext | None
+    connect_attempts: int
+    retry_wait: tuple[float, float]
+
+    @property
+    def server(self) -> str:
+        """``host:port``, as shown in messages."""
+        return f"{self.host}:{self.port}"
+
+    def connect(self) -> IMAPClient:
+        """Connect and log in, retrying a transient failure ``connect_attempts`` times."""
+        low, high = self.retry_wait
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.connect_attempts),
+            wait=tenacity.wait_exponential(multiplier=low, min=low, max=high),
+            retry=tenacity.retry_if_exception_type(TransientError),
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        try:
+            return retrying(self.connect_once)
+        except TransientError as exc:
+            raise TransientError(
+                f"{exc} (gave up after {self.connect_attempts} attempts)"
+            ) from exc.__cause__
+
+    def _log_retry(self, state: tenacity.RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        _log.warning(
+            "imap connect failed, retrying",
+            mailbox=self.name,
+            server=self.server,
+            attempt=state.attempt_number,
+            retry_in_s=round(state.upcoming_sleep, 2),
+            error=str(error),
+        )
+
+    def connect_once(self) -> IMAPClient:
+        """Connect and log in once.
+
+        Raises ``TransientError`` (try again later), ``AuthenticationError`` (the
+        credentials were refused) or ``ConfigError`` (no STARTTLS where it is required).
+        """
+        client = self._open()
+        try:
+            client.login(self.username, self.password)
+        except LoginError as exc:
+            discard(client)
+            server_text = self.redact(server_reply(exc))
+            if login_refusal_is_temporary(server_text):
+                raise TransientError(
+                    f"mailbox {self.name!r}: IMAP server {self.server} cannot log in "
+                    f"user {self.username!r} right now: {server_text}"
+                ) from None
+            raise AuthenticationError(
+                f"mailbox {self.name!r}: IMAP server {self.server} refused the login of "
+                f"user {self.username!r} ({server_text}); check the username and password"
+            ) from None
+        except (OSError, IMAPClientError) as exc:
+            discard(client)
+            raise TransientError(
+                f"mailbox {self.name!r}: connection to IMAP server {self.server} failed "
+                f"while logging in: {self.redact(describe(exc))}"
+            ) from exc
+        # Aware datetimes in the server's zone instead of naive local time.
+        client.normalise_times = False
+        _log.info("imap connected", mailbox=self.name, server=self.server, user=self.username)
+        return client
+
+    def _open(self) -> IMAPClient:
+        """Connect and, for ``starttls``, switch to TLS; nothing is sent in the clear."""
+        try:
+            client = IMAPClient(
+                self.host,
+                port=self.port,
+                ssl=self.security == "tls",
+                ssl_context=self._tls_context() if self.security == "tls" else None,
+                timeout=self.timeout,
+            )
+        except (OSError, IMAPClientError) as exc:
+            raise TransientError(
+                f"mailbox {self.name!r}: cannot reach IMAP server {self.server}: {describe(exc)}"
+            ) from exc
+        if self.security != "starttls":
+            return client
+        try:
+            client.starttls(self._tls_context())
+        except CapabilityError as exc:
+            discard(client)
+            raise ConfigError(
+                [
+                    f"mailbox {self.name!r}: IMAP server {self.server} does not offer "
+                    f"STARTTLS ({server_reply(exc)}); use security tls on its TLS port"
+                ]
+            ) from None
+        except (OSError, IMAPClientError) as exc:
+            discard(client)
+            raise TransientError(
+                f"mailbox {self.name!r}: TLS with IMAP server {self.server} failed "
+                f"(STARTTLS): {describe(exc)}"
+            ) from exc
+        return client
+
+    def _tls_context(self) -> ssl.SSLContext:
+        return self.ssl_context or ssl.create_default_context()
+
+    def redact(self, text: str) -> str:
+        """``text`` with the password replaced by ``***``."""
+        # Servers do not echo passwords, but a message that reaches an operator's
+        # terminal or a log must not depend on that.
+        return text.replace(self.password, "***") if self.password else text

@@ -1,0 +1,241 @@
+"""The outbox: decisions in, each notice recorded once, rendered, then sent and marked.
+
+A decision is recorded under its deterministic key before anything is sent, together
+with the rendered mail; the flush sends what is pending and marks each as sent right
+after. A restart therefore never loses a due notice and never sends one twice (the one
+in flight at a crash may go once more, with the same Message-ID).
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.message import EmailMessage
+from typing import Protocol
+
+import structlog
+
+from sla_daemon.adapters.store import Store
+from sla_daemon.clock import Clock
+from sla_daemon.core.model import (
+    Account,
+    ConversationStatus,
+    Decision,
+    Evaluation,
+    MessageFacts,
+    NoticeKind,
+    Rules,
+)
+from sla_daemon.errors import PermanentError, TransientError
+from sla_daemon.ports import NoticeSender
+
+log = structlog.get_logger(__name__)
+
+DigestItem = tuple[Decision, ConversationStatus, Account | None]
+
+
+class NoticeRenderer(Protocol):
+    """Turns decisions into the mail that carries them (``adapters.render``)."""
+
+    def render(
+        self,
+        decision: Decision,
+        status: ConversationStatus,
+        trigger: MessageFacts | None,
+        account: Account | None,
+        now: datetime,
+    ) -> EmailMessage:
+        """Build the notice for ``decision``."""
+        ...
+
+    def render_digest(
+        self, key: str, owner: str, items: Sequence[DigestItem], now: datetime
+    ) -> EmailMessage:
+        """Build one summary of several pre-existing breaches for ``owner``."""
+        ...
+
+
+@dataclass
+class OutboxReport:
+    """What the outbox did in one cycle."""
+
+    decided: int = 0
+    suppressed: int = 0
+    sent: int = 0
+    failed: int = 0
+    next_check_at: datetime | None = None
+    digests: list[str] = field(default_factory=list)
+
+
+class Outbox:
+    """Records decisions once and sends what is pending."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        renderer: NoticeRenderer,
+        sender: NoticeSender,
+        rules: Rules,
+        clock: Clock,
+        dry_run: bool = False,
+    ) -> None:
+        self.store = store
+        self.renderer = renderer
+        self.sender = sender
+        self.rules = rules
+        self.clock = clock
+        self.dry_run = dry_run
+
+    def decide(
+        self, evaluations: Sequence[Evaluation], now: datetime, report: OutboxReport
+    ) -> None:
+        """Record every decision not taken before (rendered), or log it on a dry run.
+
+        Breaches that were already past due when the daemon first saw the conversation
+        (a first start, a newly added mailbox) are not sent one by one: an owner with
+        such breaches in several conversations gets one summary of them.
+        """
+        digests: dict[str, list[DigestItem]] = {}
+        for evaluation in evaluations:
+            if evaluation.next_check_at is not None and (
+                report.next_check_at is None or evaluation.next_check_at < report.next_check_at
+            ):
+                report.next_check_at = evaluation.next_check_at
+            for decision in evaluation.decisions:
+                if self.store.is_decided(decision.key):
+                    continue
+                if self.dry_run:
+                    log.info(
+                        "notice.would_decide",
+                        key=decision.key,
+                        kind=decision.kind.value,
+                        recipients=list(decision.recipients),
+                        suppressed=decision.suppressed_reason,
+                        pre_existing=decision.pre_existing,
+                    )
+                    continue
+                if decision.pre_existing and decision.suppressed_reason is None:
+                    account = self._account(evaluation.status)
+                    owner = account.owner if account else decision.recipients[0]
+                    digests.setdefault(owner, []).append((decision, evaluation.status, account))
+                    continue
+                self._record(decision, evaluation.status, now, report)
+        for owner, items in sorted(digests.items()):
+            if len({decision.conversation_id for decision, _, _ in items}) == 1:
+                # One late conversation is told the usual way (owner and leads); the
+                # summary spares an owner a mail per conversation, it hides nothing.
+                for decision, status, _ in items:
+                    self._record(decision, status, now, report)
+            else:
+                self._record_digest(owner, items, now, report)
+
+    def _account(self, status: ConversationStatus) -> Account | None:
+        return self.rules.account_named(status.account) if status.account else None
+
+    def _record(
+        self, decision: Decision, status: ConversationStatus, now: datetime, report: OutboxReport
+    ) -> None:
+        payload: bytes | None = None
+        message_id: str | None = None
+        if decision.suppressed_reason is None:
+            trigger = (
+                self.store.message(decision.trigger_message_id)
+                if decision.trigger_message_id
+                else None
+            )
+            message = self.renderer.render(decision, status, trigger, self._account(status), now)
+            payload, message_id = message.as_bytes(), str(message["Message-ID"])
+        with self.store.transaction():
+            self.store.decide(
+                decision.key,
+                decision.conversation_id,
+                decision.kind,
+                decision.recipients,
+                now,
+                payload=payload,
+                message_id=message_id,
+                suppressed_reason=decision.suppressed_reason,
+            )
+        if decision.suppressed_reason is not None:
+            report.suppressed += 1
+            log.info(
+                "notice.suppressed",
+                key=decision.key,
+                kind=decision.kind.value,
+                reason=decision.suppressed_reason,
+            )
+        else:
+            report.decided += 1
+            log.info(
+                "notice.queued",
+                key=decision.key,
+                kind=decision.kind.value,
+                recipients=list(decision.recipients),
+            )
+
+    def _record_digest(
+        self, owner: str, items: list[DigestItem], now: datetime, report: OutboxReport
+    ) -> None:
+        """One summary mail for ``owner``; each breach in it is recorded as covered by it.
+
+        All in one transaction: a breach is either in exactly one summary or in none.
+        """
+        key = f"digest|{owner}|{now.isoformat(timespec='seconds')}"
+        message = self.renderer.render_digest(key, owner, items, now)
+        reason = f"already past due when first seen; reported in the summary {key}"
+        with self.store.transaction():
+            self.store.decide(
+                key,
+                "",
+                NoticeKind.DIGEST,
+                (owner,),
+                now,
+                payload=message.as_bytes(),
+                message_id=str(message["Message-ID"]),
+            )
+            for decision, _, _ in items:
+                self.store.decide(
+                    decision.key,
+                    decision.conversation_id,
+                    decision.kind,
+                    decision.recipients,
+                    now,
+                    suppressed_reason=reason,
+                )
+        report.decided += 1
+        report.suppressed += len(items)
+        report.digests.append(key)
+        log.info("notice.digest_queued", key=key, owner=owner, breaches=len(items))
+
+    def flush(self, report: OutboxReport) -> None:
+        """Send every pending notice; each is marked sent right after it goes out."""
+        for entry in self.store.pending():
+            assert entry.payload is not None  # pending entries always carry their mail
+            message = email.message_from_bytes(entry.payload, policy=email.policy.default)
+            assert isinstance(message, EmailMessage)
+            try:
+                self.sender.send(message)
+            except (TransientError, PermanentError) as exc:
+                permanent = isinstance(exc, PermanentError)
+                with self.store.transaction():
+                    self.store.mark_attempt_failed(entry.key, str(exc), permanent=permanent)
+                report.failed += 1
+                if permanent:
+                    log.error("notice.send_failed", key=entry.key, error=str(exc))
+                else:
+                    log.warning("notice.send_deferred", key=entry.key, error=str(exc))
+                continue
+            with self.store.transaction():
+                self.store.mark_sent(entry.key, self.clock.now())
+            report.sent += 1
+            log.info(
+                "notice.sent",
+                key=entry.key,
+                kind=entry.kind.value,
+                recipients=list(entry.recipients),
+                message_id=entry.message_id,
+            )
