@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit integration clean
+.PHONY: demo test lint typecheck unit integration bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ unit: $(STAMP)
 integration: $(STAMP)
 	sh scripts/ensure-dovecot.sh
 	$(BIN)/pytest tests/integration tests/e2e
+
+# Not part of `make test`: prints figures against baselines measured in the same run.
+bench: $(STAMP)
+	sh scripts/ensure-dovecot.sh
+	$(BIN)/python benchmarks/ingest.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -15,7 +15,7 @@ import structlog
 
 from sla_daemon import __version__
 from sla_daemon.clock import SystemClock
-from sla_daemon.config import Config, default_config_path, load_config
+from sla_daemon.config import Config, MailboxConfig, default_config_path, load_config
 from sla_daemon.errors import EX_CONFIG, ConfigError
 from sla_daemon.logs import configure_logging
 from sla_daemon.units import format_duration
@@ -124,7 +124,7 @@ def _check_config(config: Config, path: Path) -> int:
         )
         print(
             f"  {mailbox.name}: {where}; inbox {', '.join(mailbox.folders.inbox)}; "
-            f"sent {', '.join(mailbox.folders.sent)}; "
+            f"sent {_sent_description(mailbox)}; "
             f"every {format_duration(mailbox.poll_interval)}"
         )
     print(f"smtp: {config.smtp.host}:{config.smtp.effective_port} ({config.smtp.security})")
@@ -147,6 +147,14 @@ def _check_config(config: Config, path: Path) -> int:
     if not config.accounts:
         print("  (none: no mail will be treated as a client's)")
     return 0
+
+
+def _sent_description(mailbox: MailboxConfig) -> str:
+    if mailbox.sent_folders is not None:
+        return ", ".join(mailbox.sent_folders) or "(none)"
+    if mailbox.path is not None:
+        return "Sent"
+    return "found by SPECIAL-USE \\Sent"
 
 
 def _offsets(values: Sequence[timedelta]) -> str:

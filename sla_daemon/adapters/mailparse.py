@@ -191,11 +191,20 @@ def _parse(
     synthetic = message_id is None
     if message_id is None:
         message_id = f"{hashlib.sha256(raw).hexdigest()[:32]}@{SYNTHETIC_ID_DOMAIN}"
-    in_reply_to = next(iter(id_tokens(values.first("in-reply-to"))), None)
-    references = tuple(
-        dict.fromkeys(ref for ref in id_tokens(values.first("references")) if ref != message_id)
-    )
     senders = parse_addresses(values.all("from")[:1], hint)
+    recipients = [
+        *parse_addresses(values.all("to"), hint),
+        *parse_addresses(values.all("cc"), hint),
+        *senders,
+    ]
+    in_reply_to, earlier = _parent_and_earlier(
+        id_tokens(values.first("in-reply-to")), {a.email for a in recipients}
+    )
+    references = tuple(
+        dict.fromkeys(
+            ref for ref in (*earlier, *id_tokens(values.first("references"))) if ref != message_id
+        )
+    )
     date = parsed.date
     body = parsed.plain if parsed.plain is not None else html_to_text(parsed.html or "")
     return MessageFacts(
@@ -366,6 +375,23 @@ def _charset_hint(message: Message) -> str | None:
         if charset and charset not in ("us-ascii", "ascii"):
             return charset
     return None
+
+
+def _parent_and_earlier(
+    tokens: Sequence[str], addresses: set[str]
+) -> tuple[str | None, tuple[str, ...]]:
+    """The parent named by In-Reply-To, and any other ids it names.
+
+    Some clients (exmh, old MH) write ``Message from Name <address> of DATE <id>``: the
+    id is the last token, and an earlier one may be a person's address. The last token is
+    the parent; the earlier ones are kept as further references unless they are an
+    address of this message's participants (linking a person's address would join every
+    thread they take part in).
+    """
+    if not tokens:
+        return None, ()
+    earlier = tuple(t for t in tokens[:-1] if t.lower() not in addresses)
+    return tokens[-1], earlier
 
 
 def _arrived_at(internaldate: datetime | None, date: datetime | None, now: datetime) -> datetime:

@@ -207,6 +207,24 @@ def normalize_subject(text: str) -> str:
         subject = shorter
 
 
+_REPLY_PREFIX = re.compile(
+    rf"^\s*(?:\[[^\]]*\]\s*)*(?:{_PREFIX_WORDS})\s*(?:\[\d+\]|\(\d+\)|\^\d+)?\s*[:\uff1a]",
+    re.IGNORECASE,
+)
+
+
+def lost_its_headers(facts: MessageFacts) -> bool:
+    """Whether ``facts`` looks like a reply or forward whose threading headers were lost.
+
+    Its subject starts with a reply or forward prefix (after any ``[tags]``), yet it
+    carries neither In-Reply-To nor References. Only such a message may be joined by
+    subject: a new request that happens to reuse a subject must stay a new conversation.
+    """
+    if facts.in_reply_to or facts.references:
+        return False
+    return _REPLY_PREFIX.match(facts.subject) is not None
+
+
 def subject_key(text: str) -> str | None:
     """``normalize_subject(text)``, or None when it is too generic to thread by.
 
@@ -234,7 +252,8 @@ def subject_match(
 ) -> tuple[SubjectCandidate, str] | None:
     """The conversation the subject fallback joins ``facts`` to, with the reason, or None.
 
-    A candidate qualifies when ``facts`` has a non-generic subject (``subject_key``), an
+    Only a reply that lost its headers is considered (``lost_its_headers``). A candidate
+    qualifies when ``facts`` has a non-generic subject (``subject_key``), an
     address of ``facts`` other than the team's (``rules``; without rules no address is
     the team's) is among the candidate's participants, and the candidate's last message
     is within ``SUBJECT_WINDOW`` of ``facts.arrived_at``. Of several, the one whose last
@@ -242,7 +261,7 @@ def subject_match(
     passes the conversations filed under ``subject_key(facts.subject)``.
     """
     key = subject_key(facts.subject)
-    if key is None:
+    if key is None or not lost_its_headers(facts):
         return None
     own = {a for a in participants(facts) if rules is None or not is_team_address(a, rules)}
     best: tuple[timedelta, str, SubjectCandidate, str] | None = None

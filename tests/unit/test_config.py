@@ -173,7 +173,7 @@ def test_check_config_summarises_a_valid_file(tmp_path: Path) -> None:
     for expected in (
         "support: imap imap.acme.example:993 (tls)",
         "inbox INBOX",
-        "sent Sent",
+        "sent found by SPECIAL-USE \\Sent",
         "Globex",
         "standard: acknowledge within 1h, action plan within 2d",
     ):

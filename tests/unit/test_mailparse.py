@@ -109,16 +109,33 @@ def test_overlong_message_id_counts_as_missing() -> None:
         ("<a@b.example> (Bob's message of Tue, 24 Nov 2026)", "a@b.example"),
         ("Your message of December 31 1999 <bar@baz.com>", "bar@baz.com"),
         ("  <ref-1>  ", "ref-1"),
-        ("<first@x> <second@x>", "first@x"),
+        ("<first@x> <second@x>", "second@x"),
+        (
+            "Message from Bob <bob@example.net> of Tue, 24 Nov 2026 <id-1@example.net>",
+            "id-1@example.net",
+        ),
         ("<200704070053.46646.other.person@example", None),
         ("mumble", None),
         ("", None),
     ],
 )
-def test_in_reply_to_is_the_first_bracketed_token(value: str, expected: str | None) -> None:
-    """In-Reply-To tolerates text around the id; without a whole ``<...>`` it is None."""
+def test_in_reply_to_is_the_last_bracketed_token(value: str, expected: str | None) -> None:
+    """In-Reply-To tolerates text around the id (the last ``<...>``); none gives None."""
     facts = parse(mail(*BASIC, "Message-ID: <me@acme.example>", f"In-Reply-To: {value}"))
     assert facts.in_reply_to == expected
+
+
+def test_earlier_in_reply_to_tokens_become_references_unless_a_participant() -> None:
+    """Other ids in In-Reply-To are kept as references; a participant's address is not."""
+    value = "<older@x> Message from Bob <bob@example.net> of Tue <parent@x>"
+    facts = parse(
+        mail(
+            *BASIC, "Cc: bob@example.net", "Message-ID: <me@acme.example>", f"In-Reply-To: {value}"
+        )
+    )
+    assert facts.in_reply_to == "parent@x"
+    assert facts.references[:1] == ("older@x",)
+    assert "bob@example.net" not in facts.references
 
 
 def test_in_reply_to_naming_the_message_itself_is_dropped() -> None:

@@ -120,12 +120,18 @@ def test_header_relations_win_over_the_subject() -> None:
     assert (plan.conversation_id, plan.by_subject) == ("c-parent", False)
 
 
-def test_an_unknown_parent_still_allows_the_subject_fallback() -> None:
-    """A ghost parent is no known relation: the subject may join the message."""
+def test_a_reply_that_names_a_parent_is_not_joined_by_subject() -> None:
+    """A reply to an unknown parent kept its headers: the ghost parent threads it."""
     facts = _facts("new", "Re: Server down", in_reply_to="ghost")
     plan = plan_threading(facts, {}, [_candidate()], rules())
-    assert plan.by_subject
+    assert not plan.by_subject
     assert plan.link_ids == ("new", "ghost")
+
+
+def test_a_new_request_reusing_a_subject_is_not_joined() -> None:
+    """Without a reply prefix the message is a new request, even with the same subject."""
+    plan = plan_threading(_facts("new", "Server down"), {}, [_candidate()], rules())
+    assert not plan.by_subject
 
 
 def test_only_the_team_in_common_is_no_overlap() -> None:
@@ -138,7 +144,7 @@ def test_only_the_team_in_common_is_no_overlap() -> None:
 
 def test_without_rules_every_address_counts() -> None:
     """Without rules nobody is the team, so the shared inbox is an overlap (tests, bulk)."""
-    facts = _facts("new", "Server down", sender="eve@initech.example")
+    facts = _facts("new", "Re: Server down", sender="eve@initech.example")
     assert plan_threading(facts, {}, [_candidate()]).by_subject
 
 
@@ -147,9 +153,10 @@ def test_outside_the_window_nothing_joins() -> None:
     assert timedelta(days=14) == SUBJECT_WINDOW
     for gap in (SUBJECT_WINDOW + timedelta(seconds=1), -SUBJECT_WINDOW - timedelta(seconds=1)):
         candidate = _candidate(last_at=NOW - gap)
-        assert not plan_threading(_facts("n", "Server down"), {}, [candidate], rules()).by_subject
+        reply = _facts("n", "Re: Server down")
+        assert not plan_threading(reply, {}, [candidate], rules()).by_subject
     edge = _candidate(last_at=NOW - SUBJECT_WINDOW)
-    assert plan_threading(_facts("n", "Server down"), {}, [edge], rules()).by_subject
+    assert plan_threading(_facts("n", "Re: Server down"), {}, [edge], rules()).by_subject
 
 
 def test_a_generic_subject_never_joins() -> None:
@@ -162,7 +169,7 @@ def test_the_closest_candidate_in_time_wins() -> None:
     """Of several qualifying conversations, the most recently active near the message."""
     far = _candidate("c-a", last_at=NOW - timedelta(days=5))
     near = _candidate("c-b", last_at=NOW - timedelta(hours=2))
-    plan = plan_threading(_facts("n", "Server down"), {}, [far, near], rules())
+    plan = plan_threading(_facts("n", "Re: Server down"), {}, [far, near], rules())
     assert plan.conversation_id == "c-b"
 
 
