@@ -14,125 +14,41 @@ import re
 from datetime import timedelta
 from email.utils import parseaddr
 from pathlib import Path
-from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
-    BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
-    SecretStr,
     ValidationError,
     field_validator,
 )
 from pydantic_core import PydanticCustomError
 
+from sla_daemon.config_types import (
+    ByteSize,
+    Duration,
+    SecretSource,
+    Section,
+    Security,
+    TimeZoneName,
+)
 from sla_daemon.errors import ConfigError
 from sla_daemon.hosts import is_loopback_host
-from sla_daemon.units import parse_duration, parse_size
 from sla_daemon.yamlpos import KeyPath, compose_with_lines, describe_path, line_for
 
 DEFAULT_CONFIG_PATH = Path("/etc/sla-daemon/config.yaml")
 CONFIG_ENV = "SLA_DAEMON_CONFIG"
 
 
-def _duration(value: Any) -> timedelta:
-    if isinstance(value, timedelta):
-        return value
-    if not isinstance(value, str):
-        raise PydanticCustomError(
-            "duration", "expected a duration like 48h, got {got}", {"got": repr(value)}
-        )
-    try:
-        return parse_duration(value)
-    except ValueError:
-        raise PydanticCustomError(
-            "duration", "expected a duration like 48h, got {got}", {"got": repr(value)}
-        ) from None
-
-
-def _size(value: Any) -> int:
-    try:
-        return parse_size(value)
-    except (ValueError, TypeError):
-        raise PydanticCustomError(
-            "size", "expected a size like 256KiB, got {got}", {"got": repr(value)}
-        ) from None
-
-
-def _timezone(value: Any) -> str:
-    try:
-        ZoneInfo(str(value))
-    except (ZoneInfoNotFoundError, ValueError):
-        raise PydanticCustomError(
-            "timezone",
-            "expected an IANA time zone like Europe/Berlin, got {got}",
-            {"got": repr(value)},
-        ) from None
-    return str(value)
-
-
-Duration = Annotated[timedelta, BeforeValidator(_duration)]
-TimeZoneName = Annotated[str, BeforeValidator(_timezone)]
-ByteSize = Annotated[int, BeforeValidator(_size)]
-Security = Literal["tls", "starttls", "none"]
-
-
-class _Section(BaseModel):
-    """Base of every section: unknown keys are errors, values are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class _Secret(_Section):
-    """A secret given inline, in a file, or in an environment variable (exactly one)."""
-
-    password: SecretStr | None = None  # inline; prefer password_file or password_env
-    password_file: Path | None = None  # e.g. a systemd credential under /run/credentials
-    password_env: str | None = None  # name of an environment variable holding it
-
-    def secret_sources(self) -> list[str]:
-        """Name the password keys that are set."""
-        return [
-            key
-            for key in ("password", "password_file", "password_env")
-            if getattr(self, key) is not None
-        ]
-
-    def resolve_password(self) -> str | None:
-        """Return the password from whichever source is configured, or None.
-
-        Raises ``ConfigError`` when the file or variable named does not exist.
-        """
-        if self.password is not None:
-            return self.password.get_secret_value()
-        if self.password_file is not None:
-            try:
-                return self.password_file.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise ConfigError(
-                    [f"password_file {self.password_file}: cannot read it ({exc.strerror})"]
-                ) from exc
-        if self.password_env is not None:
-            value = os.environ.get(self.password_env)
-            if value is None:
-                raise ConfigError(
-                    [f"password_env {self.password_env}: that environment variable is not set"]
-                )
-            return value
-        return None
-
-
-class FoldersConfig(_Section):
+class FoldersConfig(Section):
     """Which folders of a mailbox hold received mail and the team's sent mail."""
 
     inbox: list[str] = ["INBOX"]  # read for client mail
     sent: list[str] = ["Sent"]  # read for the team's replies
 
 
-class MailboxConfig(_Secret):
+class MailboxConfig(SecretSource):
     """One mailbox: an IMAP account, or a local Maildir/mbox standing in for one."""
 
     name: str  # a short label used in logs, status and the state database
@@ -175,7 +91,7 @@ class MailboxConfig(_Secret):
         return self.folders.sent if "sent" in self.folders.model_fields_set else None
 
 
-class SmtpConfig(_Secret):
+class SmtpConfig(SecretSource):
     """Where notices are sent from."""
 
     host: str  # SMTP server
@@ -192,7 +108,7 @@ class SmtpConfig(_Secret):
         return {"tls": 465, "starttls": 587, "none": 25}[self.security]
 
 
-class TeamConfig(_Section):
+class TeamConfig(Section):
     """Who the team is: their mail never opens a conversation and is never auto-acked."""
 
     name: str = "Support"  # shown in notices
@@ -203,7 +119,7 @@ class TeamConfig(_Section):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-class ClockConfig(_Section):
+class ClockConfig(Section):
     """The target of one SLA clock and when to warn before it."""
 
     within: Duration  # the deadline, counted from the client's message
@@ -223,7 +139,7 @@ class ActionPlanConfig(ClockConfig):
     within: Duration = timedelta(hours=48)
 
 
-class PolicyConfig(_Section):
+class PolicyConfig(Section):
     """A set of promises; accounts name the policy they are on."""
 
     calendar: Literal["24x7"] = "24x7"  # the calendar durations are counted on
@@ -233,7 +149,7 @@ class PolicyConfig(_Section):
     re_escalate_every: Duration | None = None  # repeat a breach notice while it lasts
 
 
-class AccountConfig(_Section):
+class AccountConfig(Section):
     """A client organisation."""
 
     name: str  # shown in notices and status
@@ -244,7 +160,7 @@ class AccountConfig(_Section):
     escalate_to: list[str] = []  # also gets breaches
 
 
-class MarkerSetConfig(_Section):
+class MarkerSetConfig(Section):
     """How a team message says it carries a marker."""
 
     subject_tags: list[str] = []  # e.g. "[Action Plan]" anywhere in the subject
@@ -253,7 +169,7 @@ class MarkerSetConfig(_Section):
     headers: list[str] = []  # header names whose value "yes"/"true"/"1" marks the message
 
 
-class MarkersConfig(_Section):
+class MarkersConfig(Section):
     """The markers the team uses."""
 
     action_plan: MarkerSetConfig = MarkerSetConfig(
@@ -265,7 +181,7 @@ class MarkersConfig(_Section):
     waiting_on_client: MarkerSetConfig = MarkerSetConfig(imap_keywords=["$WaitingOnClient"])
 
 
-class IngestConfig(_Section):
+class IngestConfig(Section):
     """How mail is read."""
 
     backfill: Duration = timedelta(days=14)  # on first start, read back this far
@@ -273,7 +189,7 @@ class IngestConfig(_Section):
     max_body_bytes: ByteSize = 256 * 1024  # text kept per message for marker detection
 
 
-class Config(_Section):
+class Config(Section):
     """The whole configuration file."""
 
     state_dir: Path = Path("/var/lib/sla-daemon")  # the SQLite database lives here

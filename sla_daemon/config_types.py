@@ -1,0 +1,106 @@
+"""The value types of the configuration: durations, sizes, time zones and secrets.
+
+Each validator turns what a person writes (``48h``, ``256KiB``, ``Europe/Berlin``) into a
+typed value, or fails with a message that says what was expected and what was found.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, SecretStr
+from pydantic_core import PydanticCustomError
+
+from sla_daemon.errors import ConfigError
+from sla_daemon.units import parse_duration, parse_size
+
+
+def _duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    if not isinstance(value, str):
+        raise PydanticCustomError(
+            "duration", "expected a duration like 48h, got {got}", {"got": repr(value)}
+        )
+    try:
+        return parse_duration(value)
+    except ValueError:
+        raise PydanticCustomError(
+            "duration", "expected a duration like 48h, got {got}", {"got": repr(value)}
+        ) from None
+
+
+def _size(value: Any) -> int:
+    try:
+        return parse_size(value)
+    except (ValueError, TypeError):
+        raise PydanticCustomError(
+            "size", "expected a size like 256KiB, got {got}", {"got": repr(value)}
+        ) from None
+
+
+def _timezone(value: Any) -> str:
+    try:
+        ZoneInfo(str(value))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise PydanticCustomError(
+            "timezone",
+            "expected an IANA time zone like Europe/Berlin, got {got}",
+            {"got": repr(value)},
+        ) from None
+    return str(value)
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+TimeZoneName = Annotated[str, BeforeValidator(_timezone)]
+ByteSize = Annotated[int, BeforeValidator(_size)]
+Security = Literal["tls", "starttls", "none"]
+
+
+class Section(BaseModel):
+    """Base of every section: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SecretSource(Section):
+    """A secret given inline, in a file, or in an environment variable (exactly one)."""
+
+    password: SecretStr | None = None  # inline; prefer password_file or password_env
+    password_file: Path | None = None  # e.g. a systemd credential under /run/credentials
+    password_env: str | None = None  # name of an environment variable holding it
+
+    def secret_sources(self) -> list[str]:
+        """Name the password keys that are set."""
+        return [
+            key
+            for key in ("password", "password_file", "password_env")
+            if getattr(self, key) is not None
+        ]
+
+    def resolve_password(self) -> str | None:
+        """Return the password from whichever source is configured, or None.
+
+        Raises ``ConfigError`` when the file or variable named does not exist.
+        """
+        if self.password is not None:
+            return self.password.get_secret_value()
+        if self.password_file is not None:
+            try:
+                return self.password_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(
+                    [f"password_file {self.password_file}: cannot read it ({exc.strerror})"]
+                ) from exc
+        if self.password_env is not None:
+            value = os.environ.get(self.password_env)
+            if value is None:
+                raise ConfigError(
+                    [f"password_env {self.password_env}: that environment variable is not set"]
+                )
+            return value
+        return None
