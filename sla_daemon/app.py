@@ -203,7 +203,8 @@ def inspect_paths(
 ) -> list[dict[str, Any]]:
     """``inspect``: one row per message found in ``paths``, as the daemon would see it.
 
-    Each path is an .eml file, a Maildir (its ``cur/`` and ``new/``), an mbox file (a file
+    Each path is an .eml file, a Maildir (its ``cur/`` and ``new/``, and those of its
+    Maildir++ subfolders such as ``.Sent``), an mbox file (a file
     whose first line starts with ``From ``), or a directory of such files. Messages are
     parsed by the daemon's parser (Date header as arrival time, as for local mail) and
     handed to ``inspection.inspect_messages``. With ``config``, its markers, team and
@@ -246,7 +247,9 @@ def _inspected_files(paths: Sequence[Path]) -> Iterator[tuple[str, bytes | None,
     for path in paths:
         if path.is_dir():
             if (path / "cur").is_dir() or (path / "new").is_dir():
-                files = maildir_files(path)
+                # Maildir++ subfolders (".Sent") hold the team's replies of the same threads.
+                folders = [path, *sorted(p for p in path.glob(".*") if (p / "cur").is_dir())]
+                files = [file for folder in folders for file in maildir_files(folder)]
             else:
                 files = sorted(p for p in path.iterdir() if p.is_file())
             for file in files:

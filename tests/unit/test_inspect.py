@@ -222,3 +222,20 @@ def test_a_missing_path_is_an_error_row_not_a_crash(
     assert row["file"] == str(tmp_path / "nope.eml")
     assert row["error"].startswith("cannot read")
     assert row["message_id"] is None
+
+
+def test_a_maildirs_sent_subfolder_is_read_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The team's replies in a Maildir++ ``.Sent`` subfolder join their threads."""
+    first, answer, ooo = _conversation()
+    maildir = mailbox.Maildir(tmp_path / "Maildir", create=True)
+    maildir.add(first)
+    maildir.add(ooo)
+    maildir.add_folder("Sent").add(answer)
+
+    rows = _run(capsys, str(tmp_path / "Maildir"))
+    by_id = {row["message_id"]: row for row in rows}
+    assert set(by_id) == {"q@globex.example", "a@acme.example", "ooo@globex.example"}
+    assert "/.Sent/" in by_id["a@acme.example"]["file"]
+    assert len({row["conversation"] for row in rows}) == 1
