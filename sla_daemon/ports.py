@@ -18,10 +18,15 @@ from sla_daemon.core.model import FolderKind
 
 @dataclass(frozen=True)
 class FolderCursor:
-    """How far a folder has been read: the last UID stored under this UIDVALIDITY."""
+    """How far a folder has been read: the last UID stored under this UIDVALIDITY.
+
+    ``highest_modseq`` is the folder's HIGHESTMODSEQ (RFC 7162 CONDSTORE) when it was
+    read, or None when the server offers none: flag changes are asked for from there.
+    """
 
     uidvalidity: int
     last_uid: int
+    highest_modseq: int | None = None
 
 
 @dataclass(frozen=True)
@@ -40,7 +45,13 @@ class FetchedMessage:
 
 @dataclass(frozen=True)
 class FolderBatch:
-    """Messages newer than a folder's cursor; ``last_uid`` becomes the new cursor."""
+    """Messages newer than a folder's cursor; ``last_uid`` becomes the new cursor.
+
+    ``highest_modseq`` goes into the new cursor with ``last_uid`` (None without
+    CONDSTORE). ``flag_updates`` are messages read before whose flags changed: each UID
+    at or below the old cursor with its full new flag set. A batch may carry flag
+    updates and no messages (then ``last_uid`` is the old cursor's).
+    """
 
     mailbox: str
     folder: str
@@ -48,6 +59,8 @@ class FolderBatch:
     uidvalidity: int
     last_uid: int
     messages: tuple[FetchedMessage, ...]
+    highest_modseq: int | None = None
+    flag_updates: tuple[tuple[int, tuple[str, ...]], ...] = ()
 
 
 class MailSource(Protocol):
@@ -61,8 +74,10 @@ class MailSource(Protocol):
         """Yield batches of messages newer than each folder's cursor (keyed by folder name).
 
         A folder without a cursor, or whose UIDVALIDITY changed, is read from
-        ``backfill_since`` on. Raises ``TransientError`` when the server cannot be reached
-        and ``AuthenticationError`` when it refuses the credentials.
+        ``backfill_since`` on. A source that can see flag changes of messages read
+        before reports them as the batches' ``flag_updates``. Raises ``TransientError``
+        when the server cannot be reached and ``AuthenticationError`` when it refuses the
+        credentials.
         """
         ...
 

@@ -147,6 +147,8 @@ class SlaService:
         """Store one batch and advance the folder's cursor in the same transaction."""
         now = self.clock.now()
         parsed: list[tuple[FetchedMessage, MessageFacts]] = []
+        counts_before = (report.stored, report.duplicates, report.quarantined)
+        roles: dict[str, int] = {}
         with self.store.transaction():
             for fetched in batch.messages:
                 report.fetched += 1
@@ -154,11 +156,62 @@ class SlaService:
                 if facts is not None:
                     parsed.append((fetched, facts))
             parsed.sort(key=lambda pair: (pair[1].arrived_at, pair[1].message_id))
+            # The links of the whole batch in one lookup, kept current as it is stored.
+            links = self.store.conversation_links(
+                message_id for _, facts in parsed for message_id in ids_to_link(facts)
+            )
             for fetched, facts in parsed:
-                self._store_message(batch, fetched, facts, now, report)
+                role = self._store_message(batch, fetched, facts, now, report, links)
+                if role is not None:
+                    roles[role] = roles.get(role, 0) + 1
             self.store.set_cursor(
                 batch.mailbox, batch.folder, FolderCursor(batch.uidvalidity, batch.last_uid), now
             )
+            self._apply_flag_changes(batch)
+        if batch.messages:
+            # One line per batch; each message's own line is at debug level.
+            stored, duplicates, quarantined = counts_before
+            log.info(
+                "batch.stored",
+                mailbox=batch.mailbox,
+                folder=batch.folder,
+                fetched=len(batch.messages),
+                stored=report.stored - stored,
+                duplicates=report.duplicates - duplicates,
+                quarantined=report.quarantined - quarantined,
+                roles=dict(sorted(roles.items())),
+            )
+
+    def _apply_flag_changes(self, batch: FolderBatch) -> None:
+        """Record each location's flags, apply the batch's flag updates, keep its MODSEQ.
+
+        Runs inside the batch's transaction, after its messages and cursor are stored.
+        Keywords are stored facts, so the next evaluation sees a keyword set (or taken
+        away) after a message was first read, e.g. ``$ActionPlan`` set on a reply in Sent.
+        """
+        self.store.record_location_keywords(
+            batch.mailbox,
+            batch.folder,
+            batch.uidvalidity,
+            [(fetched.uid, fetched.flags) for fetched in batch.messages],
+        )
+        for uid, flags in batch.flag_updates:
+            change = self.store.set_location_keywords(
+                batch.mailbox, batch.folder, batch.uidvalidity, uid, flags
+            )
+            if change is not None:
+                log.info(
+                    "message.keywords_changed",
+                    message_id=change.message_id,
+                    mailbox=batch.mailbox,
+                    folder=batch.folder,
+                    uid=uid,
+                    keywords=list(change.keywords),
+                    previous=list(change.previous),
+                )
+        if batch.highest_modseq is not None:
+            cursor = FolderCursor(batch.uidvalidity, batch.last_uid, batch.highest_modseq)
+            self.store.set_cursor(batch.mailbox, batch.folder, cursor, self.clock.now())
 
     def _parse(
         self, batch: FolderBatch, fetched: FetchedMessage, now: datetime, report: CycleReport
@@ -205,7 +258,14 @@ class SlaService:
         facts: MessageFacts,
         now: datetime,
         report: CycleReport,
-    ) -> None:
+        links: dict[str, str],
+    ) -> str | None:
+        """Store one parsed message; return its role, or None for a copy already stored.
+
+        ``links`` holds the stored link of every id of the batch's ``ids_to_link`` that
+        has one; it is updated here as the store is, so that a message may link to one
+        stored before it in the same batch.
+        """
         known = self.store.message(facts.message_id)
         self.store.add_location(
             batch.mailbox, batch.folder, batch.uidvalidity, fetched.uid, facts.message_id
@@ -222,11 +282,11 @@ class SlaService:
                 folder=batch.folder,
                 reason="the same Message-ID was already stored from another folder",
             )
-            return
-        links = self.store.conversation_links(ids_to_link(facts))
+            return None
+        known_links = {i: links[i] for i in ids_to_link(facts) if i in links}
         # The subject fallback is only for a message whose headers name nothing known.
-        candidates = () if links else tuple(self.store.subject_candidates(facts))
-        plan = plan_threading(facts, links, candidates, self.rules)
+        candidates = () if known_links else tuple(self.store.subject_candidates(facts))
+        plan = plan_threading(facts, known_links, candidates, self.rules)
         conversation_id = plan.conversation_id
         if plan.by_subject:
             log.info(
@@ -238,6 +298,9 @@ class SlaService:
             )
         for other in plan.merge:
             self.store.merge_conversation(other, into=conversation_id)
+            for message_id, linked in links.items():  # as the store moved them
+                if linked == other:
+                    links[message_id] = conversation_id
             log.info(
                 "conversation.merged",
                 merged=other,
@@ -246,9 +309,11 @@ class SlaService:
             )
         self.store.add_message(facts, conversation_id, now)
         self.store.link(plan.link_ids, conversation_id)
+        for message_id in plan.link_ids:  # where none was before, as the store does
+            links.setdefault(message_id, conversation_id)
         report.stored += 1
         verdict = classify(facts, self.rules)
-        log.info(
+        log.debug(
             "message.stored",
             message_id=facts.message_id,
             conversation=conversation_id,
@@ -258,6 +323,7 @@ class SlaService:
             account=verdict.account.name if verdict.account else None,
             reason=verdict.reason,
         )
+        return verdict.role.value
 
     # -- evaluate and decide -------------------------------------------------------------
 

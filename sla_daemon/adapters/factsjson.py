@@ -11,6 +11,9 @@ from typing import Any
 
 from sla_daemon.core.model import Address, FolderKind, MessageFacts
 
+# Made once: ``json.dumps`` with options builds a new encoder on every call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
 
 def _address(value: Address | None) -> list[str] | None:
     return None if value is None else [value.email, value.name]
@@ -46,7 +49,7 @@ def facts_to_json(facts: MessageFacts) -> str:
         "folder_kind": facts.folder_kind.value,
         "synthetic_id": facts.synthetic_id,
     }
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return _ENCODER.encode(data)
 
 
 def facts_from_json(text: str) -> MessageFacts:

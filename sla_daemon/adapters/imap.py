@@ -7,6 +7,15 @@ Progress is remembered as one UID cursor per folder, valid for as long as the fo
 UIDVALIDITY stays the same. Sent folders not named in the configuration are found by
 their SPECIAL-USE ``\Sent`` mark (RFC 6154). ``watch`` keeps each folder in IDLE on a
 connection of its own (see ``imap_idle``) so that new mail wakes the runner at once.
+
+Flag changes of messages read before (a keyword such as ``$ActionPlan`` set after
+sending) are reported as ``flag_updates``. Where the server offers CONDSTORE (RFC 7162)
+it is enabled, each folder's HIGHESTMODSEQ goes into its cursor, and only the messages
+changed since are fetched (``UID SEARCH MODSEQ`` then ``UID FETCH (FLAGS)
+(CHANGEDSINCE)``), nothing at all when HIGHESTMODSEQ did not move. Without it, the flags
+of the ``flag_refresh`` highest UIDs up to the cursor are fetched on every poll and
+those that differ from what this source last reported are yielded: a bounded cost, and
+older messages' changes go unseen.
 """
 
 from __future__ import annotations
@@ -32,7 +41,9 @@ from sla_daemon.adapters.imapwire import (
     describe,
     fetch_items,
     fetched_message,
+    flag_updates_in,
     message_size,
+    refresh_window,
     sent_folders_in,
     since_search_date,
     uids_after,
@@ -58,6 +69,9 @@ class ImapSource:
     watching on or off; ``idle_renew`` is how often IDLE is re-issued (below the
     29 minutes of RFC 2177), ``idle_check_interval`` how often a watcher looks at its
     stop event, and ``watch_retry_wait`` the (first, longest) wait between reconnects.
+    ``use_condstore=False`` never enables CONDSTORE, even where the server offers it;
+    ``flag_refresh`` (default 500) is how many of the highest UIDs up to the cursor have
+    their flags fetched again on each poll without CONDSTORE (0: none).
     """
 
     def __init__(
@@ -81,6 +95,8 @@ class ImapSource:
         idle_renew: float = 25 * 60.0,
         idle_check_interval: float = 2.0,
         watch_retry_wait: tuple[float, float] = (1.0, 60.0),
+        use_condstore: bool = True,
+        flag_refresh: int = 500,
     ) -> None:
         if security not in ("tls", "starttls", "none"):
             raise ValueError(f"mailbox {name!r}: unknown security {security!r}")
@@ -93,6 +109,8 @@ class ImapSource:
             raise ValueError(f"mailbox {name!r}: batch_size must be at least 1")
         if max_body_bytes < 0:
             raise ValueError(f"mailbox {name!r}: max_body_bytes must not be negative")
+        if flag_refresh < 0:
+            raise ValueError(f"mailbox {name!r}: flag_refresh must not be negative")
         if not 0 < idle_renew <= 29 * 60:
             raise ValueError(f"mailbox {name!r}: idle_renew must be above 0 and at most 29m")
         Backoff(*watch_retry_wait)  # refuses a nonsensical range now, not in a thread
@@ -126,6 +144,11 @@ class ImapSource:
         self._watch_retry_wait = watch_retry_wait
         self._client: IMAPClient | None = None
         self.watch_threads: list[threading.Thread] = []
+        self.use_condstore = use_condstore
+        self.flag_refresh = flag_refresh
+        self._condstore = False
+        # Per folder: (UIDVALIDITY, uid -> the flags last reported) for the highest UIDs.
+        self._reported_flags: dict[str, tuple[int, dict[int, tuple[str, ...]]]] = {}
 
     def __repr__(self) -> str:
         # Spelled out so that the password can never reach a log through repr().
@@ -252,11 +275,31 @@ class ImapSource:
             )
             return
 
+        modseq = selected.get(b"HIGHESTMODSEQ") if self._condstore else None
+        if not isinstance(modseq, int) or modseq < 1:
+            modseq = None  # no CONDSTORE, or NOMODSEQ: this folder keeps no mod-sequences
+        reported = self._reported(folder, uidvalidity)
         since: datetime | None = None
+        flag_updates: tuple[tuple[int, tuple[str, ...]], ...] = ()
         if cursor is not None and cursor.uidvalidity == uidvalidity:
             with self._guard(f"searching folder {folder!r}"):
                 found = client.search(["UID", f"{cursor.last_uid + 1}:*"])
             uids = uids_after(found, cursor.last_uid)
+            flag_updates = self._flag_updates(client, folder, cursor, modseq, reported)
+            moved = modseq is not None and cursor.highest_modseq not in (None, modseq)
+            if not uids and (flag_updates or moved):
+                yield FolderBatch(
+                    mailbox=self.name,
+                    folder=folder,
+                    kind=kind,
+                    uidvalidity=uidvalidity,
+                    last_uid=cursor.last_uid,
+                    messages=(),
+                    highest_modseq=modseq,
+                    flag_updates=flag_updates,
+                )
+                # Only reached once the batch was taken (stored) by the caller.
+                self._remember(reported, cursor.last_uid, (), flag_updates)
         else:
             if cursor is not None:
                 _log.warning(
@@ -272,18 +315,99 @@ class ImapSource:
                 found = client.search(["SINCE", since_search_date(backfill_since)])
             uids = uids_after(found, 0)
 
-        for batch in batched(uids, self.batch_size):
+        for number, batch in enumerate(batched(uids, self.batch_size)):
             with self._guard(f"fetching from folder {folder!r}"):
                 answer = client.fetch(batch, list(fetch_items(self.max_body_bytes)))
-            messages = self._messages(folder, batch, answer, since)
+            messages = tuple(self._messages(folder, batch, answer, since))
+            updates = flag_updates if number == 0 else ()
             yield FolderBatch(
                 mailbox=self.name,
                 folder=folder,
                 kind=kind,
                 uidvalidity=uidvalidity,
                 last_uid=batch[-1],
-                messages=tuple(messages),
+                messages=messages,
+                highest_modseq=modseq,
+                flag_updates=updates,
             )
+            self._remember(reported, batch[-1], messages, updates)
+
+    # -- flag changes ------------------------------------------------------------------
+
+    def _flag_updates(
+        self,
+        client: IMAPClient,
+        folder: str,
+        cursor: FolderCursor,
+        modseq: int | None,
+        reported: dict[int, tuple[str, ...]],
+    ) -> tuple[tuple[int, tuple[str, ...]], ...]:
+        """The new flags of messages up to the cursor that changed since it was stored.
+
+        With a mod-sequence on both sides, those changed since the cursor's; otherwise
+        the ``flag_refresh`` highest UIDs, less those whose flags were reported as they
+        are now (a mod-sequence above the server's, as after a restore, counts as none).
+        """
+        if cursor.last_uid < 1:
+            return ()
+        last = cursor.last_uid
+        changed_since = cursor.highest_modseq
+        if modseq is not None and changed_since is not None and changed_since <= modseq:
+            if changed_since == modseq:
+                return ()
+            # imapclient keeps only the answers for the UIDs it was given, so the
+            # changed ones are searched first rather than fetching CHANGEDSINCE over 1:n.
+            with self._guard(f"searching folder {folder!r} for flag changes"):
+                found = client.search(["MODSEQ", str(changed_since + 1), "UID", f"1:{last}"])
+            uids = [uid for uid in found if uid <= last]
+            if not uids:
+                return ()
+            with self._guard(f"fetching flags from folder {folder!r}"):
+                answer = client.fetch(uids, ["FLAGS"], modifiers=[f"CHANGEDSINCE {changed_since}"])
+            updates = flag_updates_in(answer, uids)
+        else:
+            uids = refresh_window(last, self.flag_refresh)
+            if not uids:
+                return ()
+            with self._guard(f"fetching flags from folder {folder!r}"):
+                answer = client.fetch(uids, ["FLAGS"])
+            updates = tuple(
+                (uid, flags)
+                for uid, flags in flag_updates_in(answer, uids)
+                if reported.get(uid) != flags
+            )
+        if updates:
+            _log.debug(
+                "imap flags changed",
+                mailbox=self.name,
+                folder=folder,
+                count=len(updates),
+                condstore=changed_since is not None and modseq is not None,
+            )
+        return updates
+
+    def _reported(self, folder: str, uidvalidity: int) -> dict[int, tuple[str, ...]]:
+        """The flags last reported for ``folder``'s highest UIDs (emptied on a new UIDVALIDITY)."""
+        held = self._reported_flags.get(folder)
+        if held is None or held[0] != uidvalidity:
+            held = (uidvalidity, {})
+            self._reported_flags[folder] = held
+        return held[1]
+
+    def _remember(
+        self,
+        reported: dict[int, tuple[str, ...]],
+        last_uid: int,
+        messages: Sequence[FetchedMessage],
+        updates: Sequence[tuple[int, tuple[str, ...]]],
+    ) -> None:
+        """Note the flags a stored batch carried; keep only the refresh window's UIDs."""
+        for message in messages:
+            reported[message.uid] = message.flags
+        reported.update(updates)
+        floor = last_uid - self.flag_refresh
+        for uid in [uid for uid in reported if uid <= floor]:
+            del reported[uid]
 
     def _messages(
         self,
@@ -330,7 +454,19 @@ class ImapSource:
 
     def _connected(self) -> IMAPClient:
         if self._client is None:
-            self._client = self._login.connect()
+            client = self._client = self._login.connect()
+            self._condstore = False
+            if self.use_condstore:
+                with self._guard("enabling CONDSTORE"):
+                    offered = client.capabilities()
+                    if b"CONDSTORE" in offered and b"ENABLE" in offered:
+                        self._condstore = b"CONDSTORE" in client.enable("CONDSTORE")
+            if not self._condstore:
+                _log.debug(
+                    "imap condstore off",
+                    mailbox=self.name,
+                    reason="turned off" if not self.use_condstore else "not offered",
+                )
         return self._client
 
     @contextlib.contextmanager

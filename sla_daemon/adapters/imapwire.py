@@ -110,6 +110,33 @@ def fetched_message(uid: int, data: Mapping[bytes, object]) -> FetchedMessage | 
     )
 
 
+def flag_updates_in(
+    answer: Mapping[int, Mapping[bytes, object]], uids: Iterable[int]
+) -> tuple[tuple[int, tuple[str, ...]], ...]:
+    """The ``(uid, flags)`` of a ``FETCH (FLAGS)`` answer, for ``uids`` only, in UID order.
+
+    Entries without FLAGS are left out, and so is every UID not asked for: imapclient
+    files an unsolicited FETCH that carries no UID under its sequence number.
+    """
+    updates = []
+    for uid in sorted(set(uids)):
+        flags = answer.get(uid, {}).get(b"FLAGS")
+        if isinstance(flags, tuple | list):
+            updates.append((uid, decode_flags(flags)))
+    return tuple(updates)
+
+
+def refresh_window(last_uid: int, size: int) -> list[int]:
+    """The ``size`` highest UIDs up to ``last_uid``: the messages whose flags are refreshed.
+
+    UIDs that no longer exist are simply not answered, so the cost is at most ``size``
+    messages, however large the folder.
+    """
+    if size < 0:
+        raise ValueError(f"refresh window must not be negative, got {size}")
+    return list(range(max(1, last_uid - size + 1), last_uid + 1))
+
+
 def message_size(data: Mapping[bytes, object]) -> int | None:
     """The whole message's size from a FETCH answer (``RFC822.SIZE``), when given."""
     size = data.get(_SIZE)

@@ -14,6 +14,7 @@ import email.utils
 import re
 from collections.abc import Iterable
 from email.message import Message
+from functools import lru_cache
 from html import unescape
 from html.parser import HTMLParser
 
@@ -79,7 +80,7 @@ def decode_bytes(data: bytes, *charsets: str | None) -> str:
 
 def scrub(text: str) -> str:
     """Replace lone surrogates and drop control characters other than tab and newline."""
-    if _SURROGATE.search(text):
+    if not text.isascii() and _SURROGATE.search(text):
         text = _SURROGATE.sub("\ufffd", text)
     return _UNSAFE.sub("", text)
 
@@ -203,17 +204,33 @@ def parse_addresses(values: Iterable[str], hint: str | None) -> tuple[Address, .
     """
     result: list[Address] = []
     for value in values:
-        # Unfold first: a line break inside a quoted name makes the stdlib give up.
-        text = _BARE_ADDRESS_PHRASE.sub(r'\1\2"\3"\4', _LINE_BREAK.sub("", value))
-        try:
-            pairs = email.utils.getaddresses([text])
-        except Exception:  # an address list the stdlib chokes on costs that field only
-            continue
-        for name, addr in pairs:
-            text = collapse(decode_bytes(raw_header_bytes(addr))).lower()
-            if "@" in text:
-                result.append(Address(email=text, name=decode_header(name, hint)))
+        if len(value) <= _CACHED_FIELD_LENGTH:
+            result.extend(_cached_address_field(value, hint))
+        else:
+            result.extend(_address_field(value, hint))
     return tuple(result)
+
+
+def _address_field(value: str, hint: str | None) -> tuple[Address, ...]:
+    """The addresses of one field value."""
+    # Unfold first: a line break inside a quoted name makes the stdlib give up.
+    text = _BARE_ADDRESS_PHRASE.sub(r'\1\2"\3"\4', _LINE_BREAK.sub("", value))
+    try:
+        pairs = email.utils.getaddresses([text])
+    except Exception:  # an address list the stdlib chokes on costs that field only
+        return ()
+    result: list[Address] = []
+    for name, addr in pairs:
+        text = collapse(decode_bytes(raw_header_bytes(addr))).lower()
+        if "@" in text:
+            result.append(Address(email=text, name=decode_header(name, hint)))
+    return tuple(result)
+
+
+# The same few addresses recur in nearly every message (the team's, the clients'), and
+# the stdlib's address parser is slow; short values only, so the cache stays small.
+_CACHED_FIELD_LENGTH = 512
+_cached_address_field = lru_cache(maxsize=4096)(_address_field)
 
 
 def first_text_part(message: Message, subtype: str) -> str | None:

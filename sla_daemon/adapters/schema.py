@@ -83,5 +83,40 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (conversation_id, email)
     );
     """,
+    # 3: keyword changes. Each cursor keeps the folder's HIGHESTMODSEQ (RFC 7162; NULL
+    # without CONDSTORE), and each location the flags it was last seen with (a JSON
+    # list; NULL for locations stored before this migration). A message's keywords are
+    # the union over its locations, so a location is found by message too. The tables
+    # are copied rather than altered, so that running this again cannot fail on a
+    # column that is already there.
+    """
+    CREATE TABLE cursors_v3 (
+        mailbox TEXT NOT NULL,
+        folder TEXT NOT NULL,
+        uidvalidity INTEGER NOT NULL,
+        last_uid INTEGER NOT NULL,
+        updated_at TEXT NOT NULL,
+        highest_modseq INTEGER,
+        PRIMARY KEY (mailbox, folder)
+    );
+    INSERT INTO cursors_v3 (mailbox, folder, uidvalidity, last_uid, updated_at)
+        SELECT mailbox, folder, uidvalidity, last_uid, updated_at FROM cursors;
+    DROP TABLE cursors;
+    ALTER TABLE cursors_v3 RENAME TO cursors;
+    CREATE TABLE message_locations_v3 (
+        mailbox TEXT NOT NULL,
+        folder TEXT NOT NULL,
+        uidvalidity INTEGER NOT NULL,
+        uid INTEGER NOT NULL,
+        message_id TEXT NOT NULL,
+        keywords TEXT,
+        PRIMARY KEY (mailbox, folder, uidvalidity, uid)
+    );
+    INSERT INTO message_locations_v3 (mailbox, folder, uidvalidity, uid, message_id)
+        SELECT mailbox, folder, uidvalidity, uid, message_id FROM message_locations;
+    DROP TABLE message_locations;
+    ALTER TABLE message_locations_v3 RENAME TO message_locations;
+    CREATE INDEX message_locations_by_message ON message_locations (message_id);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -55,6 +55,15 @@ class OutboxEntry:
     sent_at: datetime | None
     attempts: int
     last_error: str | None
+
+
+@dataclass(frozen=True)
+class KeywordChange:
+    """A stored message's keywords before and after a flag change on one of its copies."""
+
+    message_id: str
+    keywords: tuple[str, ...]
+    previous: tuple[str, ...]
 
 
 class SchemaTooNewError(RuntimeError):
@@ -147,18 +156,28 @@ class Store:
     def cursors(self, mailbox: str) -> dict[str, FolderCursor]:
         """The stored cursor of each folder of ``mailbox``."""
         rows = self._db.execute(
-            "SELECT folder, uidvalidity, last_uid FROM cursors WHERE mailbox = ?", (mailbox,)
+            "SELECT folder, uidvalidity, last_uid, highest_modseq FROM cursors WHERE mailbox = ?",
+            (mailbox,),
         )
-        return {folder: FolderCursor(validity, last) for folder, validity, last in rows}
+        return {
+            folder: FolderCursor(validity, last, modseq) for folder, validity, last, modseq in rows
+        }
 
     def set_cursor(self, mailbox: str, folder: str, cursor: FolderCursor, now: datetime) -> None:
         """Remember how far ``folder`` has been read."""
         self._db.execute(
-            "INSERT INTO cursors (mailbox, folder, uidvalidity, last_uid, updated_at) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (mailbox, folder) DO UPDATE SET "
+            "INSERT INTO cursors (mailbox, folder, uidvalidity, last_uid, highest_modseq, "
+            "updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (mailbox, folder) DO UPDATE SET "
             "uidvalidity = excluded.uidvalidity, last_uid = excluded.last_uid, "
-            "updated_at = excluded.updated_at",
-            (mailbox, folder, cursor.uidvalidity, cursor.last_uid, _iso(now)),
+            "highest_modseq = excluded.highest_modseq, updated_at = excluded.updated_at",
+            (
+                mailbox,
+                folder,
+                cursor.uidvalidity,
+                cursor.last_uid,
+                cursor.highest_modseq,
+                _iso(now),
+            ),
         )
 
     # -- messages and threads ------------------------------------------------------------
@@ -254,6 +273,71 @@ class Store:
             (mailbox, folder, uidvalidity, uid, message_id),
         )
 
+    def record_location_keywords(
+        self,
+        mailbox: str,
+        folder: str,
+        uidvalidity: int,
+        flags_by_uid: Iterable[tuple[int, Sequence[str]]],
+    ) -> None:
+        """Remember the flags each location was read with (locations not stored: ignored).
+
+        ``set_location_keywords`` needs them to know what a message's other copies carry.
+        """
+        self._db.executemany(
+            "UPDATE message_locations SET keywords = ? "
+            "WHERE mailbox = ? AND folder = ? AND uidvalidity = ? AND uid = ?",
+            [
+                (json.dumps(list(flags)), mailbox, folder, uidvalidity, uid)
+                for uid, flags in flags_by_uid
+            ],
+        )
+
+    def set_location_keywords(
+        self, mailbox: str, folder: str, uidvalidity: int, uid: int, keywords: Sequence[str]
+    ) -> KeywordChange | None:
+        """Record the flags now on one location and update its message's keywords.
+
+        A message's keywords are the union of the flags of its locations in each
+        folder's current UIDVALIDITY: a keyword set on the copy in Sent counts even when
+        the copy in INBOX lacks it, and removing it takes removing it from every copy.
+        A location stored before flags were recorded counts with the keywords the
+        message has now. Returns the change, or None when the location is unknown (not
+        stored, quarantined) or the message's keywords stay the same.
+        """
+        row = self._db.execute(
+            "SELECT message_id FROM message_locations "
+            "WHERE mailbox = ? AND folder = ? AND uidvalidity = ? AND uid = ?",
+            (mailbox, folder, uidvalidity, uid),
+        ).fetchone()
+        if row is None:
+            return None
+        message_id: str = row[0]
+        self._db.execute(
+            "UPDATE message_locations SET keywords = ? "
+            "WHERE mailbox = ? AND folder = ? AND uidvalidity = ? AND uid = ?",
+            (json.dumps(list(keywords)), mailbox, folder, uidvalidity, uid),
+        )
+        known = self.message(message_id)
+        if known is None:
+            return None
+        others = self._db.execute(
+            "SELECT l.keywords FROM message_locations l LEFT JOIN cursors c "
+            "ON c.mailbox = l.mailbox AND c.folder = l.folder "
+            "WHERE l.message_id = ? AND (c.uidvalidity IS NULL OR c.uidvalidity = l.uidvalidity) "
+            "AND NOT (l.mailbox = ? AND l.folder = ? AND l.uidvalidity = ? AND l.uid = ?) "
+            "ORDER BY l.mailbox, l.folder, l.uid",
+            (message_id, mailbox, folder, uidvalidity, uid),
+        ).fetchall()
+        union = list(keywords)
+        for (recorded,) in others:
+            union += known.keywords if recorded is None else json.loads(recorded)
+        merged = tuple(dict.fromkeys(union))
+        if set(merged) == set(known.keywords):
+            return None
+        self.replace_facts(replace(known, keywords=merged))
+        return KeywordChange(message_id=message_id, keywords=merged, previous=known.keywords)
+
     def conversation_links(self, message_ids: Iterable[str]) -> dict[str, str]:
         """The conversation each of ``message_ids`` is linked to, for those that are."""
         ids = list(dict.fromkeys(message_ids))
@@ -261,6 +345,10 @@ class Store:
         # SQLite limits bound parameters; 500 at a time stays well inside it.
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
+            # sqlite3 keeps every statement it prepared (128 of them), and one with
+            # hundreds of parameters is large: padded to a power of two (the last id
+            # repeated), a batch's lookups share ten statements instead of hundreds.
+            chunk += chunk[-1:] * ((1 << (len(chunk) - 1).bit_length()) - len(chunk))
             marks = ",".join("?" * len(chunk))
             rows = self._db.execute(
                 "SELECT message_id, conversation_id FROM thread_links "

@@ -8,6 +8,8 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
 
+import structlog.testing
+
 from sla_daemon.adapters.mailparse import MalformedMessage, parse_message
 from sla_daemon.adapters.render import NoticeRenderer
 from sla_daemon.adapters.store import Store
@@ -204,3 +206,41 @@ def test_a_single_pre_existing_breach_is_escalated_as_usual(tmp_path: Path) -> N
     _service(Store(tmp_path / "s.sqlite3"), source, sender).run_cycle()
     kinds = sorted(str(m["X-SLA-Daemon"]) for m in sender.sent)
     assert kinds == ["breach", "breach"]  # acknowledge and action plan, both missed
+
+
+def test_a_reply_in_the_same_batch_joins_its_parent(tmp_path: Path) -> None:
+    """A client mail and the reply to it fetched in one batch are one conversation."""
+    at = NOW - timedelta(minutes=5)
+    parent = _raw("p@globex.example", "dana@globex.example", "Help", at)
+    reply = _raw(
+        "r@globex.example", "dana@globex.example", "Re: Help", at, parent="p@globex.example"
+    )
+    store = Store(tmp_path / "s.sqlite3")
+    _service(
+        store, FakeSource([(parent, at), (reply, at + timedelta(seconds=1))]), FakeSender()
+    ).run_cycle()
+    assert len(store.conversation_ids()) == 1
+    [conversation] = store.conversation_ids()
+    assert [m.message_id for m in store.conversation_messages(conversation)] == [
+        "p@globex.example",
+        "r@globex.example",
+    ]
+
+
+def test_each_batch_is_summarised_in_one_log_line(tmp_path: Path) -> None:
+    """A batch logs one batch.stored line with counts by role; messages log at debug."""
+    at = NOW - timedelta(minutes=5)
+    source = FakeSource(
+        [
+            (_raw("c@globex.example", "dana@globex.example", "Help", at), at),
+            (_raw("n@news.example", "noreply@news.example", "News", at), at),
+            (b"", at),
+        ]
+    )
+    with structlog.testing.capture_logs() as logs:
+        _service(Store(tmp_path / "s.sqlite3"), source, FakeSender()).run_cycle()
+    [summary] = [e for e in logs if e["event"] == "batch.stored"]
+    assert summary["log_level"] == "info"
+    assert (summary["fetched"], summary["stored"], summary["quarantined"]) == (3, 2, 1)
+    assert summary["roles"] == {"automated": 1, "client": 1}
+    assert {e["log_level"] for e in logs if e["event"] == "message.stored"} == {"debug"}
