@@ -6,7 +6,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from sla_daemon.adapters.imapwire import flag_updates_in, refresh_window
-from sla_daemon.adapters.store import KeywordChange, Store
+from sla_daemon.adapters.store import Store
+from sla_daemon.adapters.store_messages import KeywordChange
 from sla_daemon.ports import FolderCursor
 from tests.unit.builders import NOW, client_mail
 
