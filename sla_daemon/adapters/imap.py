@@ -7,15 +7,9 @@ Progress is remembered as one UID cursor per folder, valid for as long as the fo
 UIDVALIDITY stays the same. Sent folders not named in the configuration are found by
 their SPECIAL-USE ``\Sent`` mark (RFC 6154). ``watch`` keeps each folder in IDLE on a
 connection of its own (see ``imap_idle``) so that new mail wakes the runner at once.
-
 Flag changes of messages read before (a keyword such as ``$ActionPlan`` set after
-sending) are reported as ``flag_updates``. Where the server offers CONDSTORE (RFC 7162)
-it is enabled, each folder's HIGHESTMODSEQ goes into its cursor, and only the messages
-changed since are fetched (``UID SEARCH MODSEQ`` then ``UID FETCH (FLAGS)
-(CHANGEDSINCE)``), nothing at all when HIGHESTMODSEQ did not move. Without it, the flags
-of the ``flag_refresh`` highest UIDs up to the cursor are fetched on every poll and
-those that differ from what this source last reported are yielded: a bounded cost, and
-older messages' changes go unseen.
+sending) are reported as ``flag_updates``, found with CONDSTORE where the server offers
+it (see ``imap_flags``).
 """
 
 from __future__ import annotations
@@ -35,15 +29,19 @@ from imapclient.exceptions import (
 )
 
 from sla_daemon.adapters.imap_connect import ImapLogin, discard
+from sla_daemon.adapters.imap_fetch import messages_in
+from sla_daemon.adapters.imap_flags import (
+    FlagUpdates,
+    ReportedFlags,
+    condstore_enabled,
+    flag_updates,
+    remember,
+)
 from sla_daemon.adapters.imap_idle import Backoff, WatchStarter
 from sla_daemon.adapters.imapwire import (
     batched,
     describe,
     fetch_items,
-    fetched_message,
-    flag_updates_in,
-    message_size,
-    refresh_window,
     sent_folders_in,
     since_search_date,
     uids_after,
@@ -51,7 +49,7 @@ from sla_daemon.adapters.imapwire import (
 from sla_daemon.core.model import FolderKind
 from sla_daemon.errors import TransientError
 from sla_daemon.hosts import is_loopback_host
-from sla_daemon.ports import FetchedMessage, FolderBatch, FolderCursor
+from sla_daemon.ports import FolderBatch, FolderCursor
 
 Security = Literal["tls", "starttls", "none"]
 
@@ -147,8 +145,7 @@ class ImapSource:
         self.use_condstore = use_condstore
         self.flag_refresh = flag_refresh
         self._condstore = False
-        # Per folder: (UIDVALIDITY, uid -> the flags last reported) for the highest UIDs.
-        self._reported_flags: dict[str, tuple[int, dict[int, tuple[str, ...]]]] = {}
+        self._reported_flags = ReportedFlags()
 
     def __repr__(self) -> str:
         # Spelled out so that the password can never reach a log through repr().
@@ -278,16 +275,25 @@ class ImapSource:
         modseq = selected.get(b"HIGHESTMODSEQ") if self._condstore else None
         if not isinstance(modseq, int) or modseq < 1:
             modseq = None  # no CONDSTORE, or NOMODSEQ: this folder keeps no mod-sequences
-        reported = self._reported(folder, uidvalidity)
+        reported = self._reported_flags.of(folder, uidvalidity)
         since: datetime | None = None
-        flag_updates: tuple[tuple[int, tuple[str, ...]], ...] = ()
+        updates: FlagUpdates = ()
         if cursor is not None and cursor.uidvalidity == uidvalidity:
             with self._guard(f"searching folder {folder!r}"):
                 found = client.search(["UID", f"{cursor.last_uid + 1}:*"])
             uids = uids_after(found, cursor.last_uid)
-            flag_updates = self._flag_updates(client, folder, cursor, modseq, reported)
+            updates = flag_updates(
+                client,
+                mailbox=self.name,
+                folder=folder,
+                cursor=cursor,
+                modseq=modseq,
+                reported=reported,
+                window=self.flag_refresh,
+                guard=self._guard,
+            )
             moved = modseq is not None and cursor.highest_modseq not in (None, modseq)
-            if not uids and (flag_updates or moved):
+            if not uids and (updates or moved):
                 yield FolderBatch(
                     mailbox=self.name,
                     folder=folder,
@@ -296,10 +302,10 @@ class ImapSource:
                     last_uid=cursor.last_uid,
                     messages=(),
                     highest_modseq=modseq,
-                    flag_updates=flag_updates,
+                    flag_updates=updates,
                 )
                 # Only reached once the batch was taken (stored) by the caller.
-                self._remember(reported, cursor.last_uid, (), flag_updates)
+                remember(reported, cursor.last_uid, (), updates, self.flag_refresh)
         else:
             if cursor is not None:
                 _log.warning(
@@ -318,8 +324,10 @@ class ImapSource:
         for number, batch in enumerate(batched(uids, self.batch_size)):
             with self._guard(f"fetching from folder {folder!r}"):
                 answer = client.fetch(batch, list(fetch_items(self.max_body_bytes)))
-            messages = tuple(self._messages(folder, batch, answer, since))
-            updates = flag_updates if number == 0 else ()
+            messages = tuple(
+                messages_in(answer, batch, mailbox=self.name, folder=folder, since=since)
+            )
+            batch_updates = updates if number == 0 else ()
             yield FolderBatch(
                 mailbox=self.name,
                 folder=folder,
@@ -328,127 +336,9 @@ class ImapSource:
                 last_uid=batch[-1],
                 messages=messages,
                 highest_modseq=modseq,
-                flag_updates=updates,
+                flag_updates=batch_updates,
             )
-            self._remember(reported, batch[-1], messages, updates)
-
-    # -- flag changes ------------------------------------------------------------------
-
-    def _flag_updates(
-        self,
-        client: IMAPClient,
-        folder: str,
-        cursor: FolderCursor,
-        modseq: int | None,
-        reported: dict[int, tuple[str, ...]],
-    ) -> tuple[tuple[int, tuple[str, ...]], ...]:
-        """The new flags of messages up to the cursor that changed since it was stored.
-
-        With a mod-sequence on both sides, those changed since the cursor's; otherwise
-        the ``flag_refresh`` highest UIDs, less those whose flags were reported as they
-        are now (a mod-sequence above the server's, as after a restore, counts as none).
-        """
-        if cursor.last_uid < 1:
-            return ()
-        last = cursor.last_uid
-        changed_since = cursor.highest_modseq
-        if modseq is not None and changed_since is not None and changed_since <= modseq:
-            if changed_since == modseq:
-                return ()
-            # imapclient keeps only the answers for the UIDs it was given, so the
-            # changed ones are searched first rather than fetching CHANGEDSINCE over 1:n.
-            with self._guard(f"searching folder {folder!r} for flag changes"):
-                found = client.search(["MODSEQ", str(changed_since + 1), "UID", f"1:{last}"])
-            uids = [uid for uid in found if uid <= last]
-            if not uids:
-                return ()
-            with self._guard(f"fetching flags from folder {folder!r}"):
-                answer = client.fetch(uids, ["FLAGS"], modifiers=[f"CHANGEDSINCE {changed_since}"])
-            updates = flag_updates_in(answer, uids)
-        else:
-            uids = refresh_window(last, self.flag_refresh)
-            if not uids:
-                return ()
-            with self._guard(f"fetching flags from folder {folder!r}"):
-                answer = client.fetch(uids, ["FLAGS"])
-            updates = tuple(
-                (uid, flags)
-                for uid, flags in flag_updates_in(answer, uids)
-                if reported.get(uid) != flags
-            )
-        if updates:
-            _log.debug(
-                "imap flags changed",
-                mailbox=self.name,
-                folder=folder,
-                count=len(updates),
-                condstore=changed_since is not None and modseq is not None,
-            )
-        return updates
-
-    def _reported(self, folder: str, uidvalidity: int) -> dict[int, tuple[str, ...]]:
-        """The flags last reported for ``folder``'s highest UIDs (emptied on a new UIDVALIDITY)."""
-        held = self._reported_flags.get(folder)
-        if held is None or held[0] != uidvalidity:
-            held = (uidvalidity, {})
-            self._reported_flags[folder] = held
-        return held[1]
-
-    def _remember(
-        self,
-        reported: dict[int, tuple[str, ...]],
-        last_uid: int,
-        messages: Sequence[FetchedMessage],
-        updates: Sequence[tuple[int, tuple[str, ...]]],
-    ) -> None:
-        """Note the flags a stored batch carried; keep only the refresh window's UIDs."""
-        for message in messages:
-            reported[message.uid] = message.flags
-        reported.update(updates)
-        floor = last_uid - self.flag_refresh
-        for uid in [uid for uid in reported if uid <= floor]:
-            del reported[uid]
-
-    def _messages(
-        self,
-        folder: str,
-        batch: Sequence[int],
-        answer: Mapping[int, Mapping[bytes, object]],
-        since: datetime | None,
-    ) -> list[FetchedMessage]:
-        messages = []
-        older = 0
-        for uid in batch:
-            data = answer.get(uid)
-            message = fetched_message(uid, data) if data is not None else None
-            size = message_size(data) if data is not None else None
-            if message is not None and size is not None and size > len(message.raw):
-                _log.info(
-                    "imap message body cut",
-                    mailbox=self.name,
-                    folder=folder,
-                    uid=uid,
-                    size=size,
-                    kept=len(message.raw),
-                )
-            if message is None:
-                # Usually expunged by another client between SEARCH and FETCH.
-                reason = "no header in the FETCH answer" if data else "not in the FETCH answer"
-                _log.info(
-                    "imap message skipped", mailbox=self.name, folder=folder, uid=uid, reason=reason
-                )
-            elif since and message.internaldate and message.internaldate < since:
-                older += 1  # SINCE searched from the day before; see since_search_date
-            else:
-                messages.append(message)
-        if older:
-            _log.debug(
-                "imap messages before backfill skipped",
-                mailbox=self.name,
-                folder=folder,
-                count=older,
-            )
-        return messages
+            remember(reported, batch[-1], messages, batch_updates, self.flag_refresh)
 
     # -- connection --------------------------------------------------------------------
 
@@ -456,17 +346,9 @@ class ImapSource:
         if self._client is None:
             client = self._client = self._login.connect()
             self._condstore = False
-            if self.use_condstore:
-                with self._guard("enabling CONDSTORE"):
-                    offered = client.capabilities()
-                    if b"CONDSTORE" in offered and b"ENABLE" in offered:
-                        self._condstore = b"CONDSTORE" in client.enable("CONDSTORE")
-            if not self._condstore:
-                _log.debug(
-                    "imap condstore off",
-                    mailbox=self.name,
-                    reason="turned off" if not self.use_condstore else "not offered",
-                )
+            self._condstore = condstore_enabled(
+                client, mailbox=self.name, wanted=self.use_condstore, guard=self._guard
+            )
         return self._client
 
     @contextlib.contextmanager

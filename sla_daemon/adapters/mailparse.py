@@ -9,28 +9,21 @@ from __future__ import annotations
 
 import email
 import email.policy
-import email.utils
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
+from datetime import datetime
 from email.message import Message
 
-import mailparser
-
 from sla_daemon.adapters.mailtext import (
-    collapse,
-    decode_bytes,
     decode_header,
     first_message_id,
-    first_text_part,
     html_to_text,
     id_tokens,
     normalise_body,
     parse_addresses,
-    raw_header_bytes,
 )
+from sla_daemon.adapters.mailtree import HeaderValues, ParsedTree, read_tree, utc
 from sla_daemon.core.model import FolderKind, MessageFacts
 from sla_daemon.errors import PermanentError
 
@@ -77,7 +70,6 @@ SYNTHETIC_ID_DOMAIN = "sla-daemon.invalid"
 _MIN_BODY_BUDGET = 4 * 1024 * 1024
 _BODY_BUDGET_FACTOR = 16
 _HEADER_BUDGET = 1024 * 1024
-_MAX_ZONE_HOURS = 14
 
 _BLANK_LINE = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?:\r\n|\r(?!\n)|\n)")
 _LINE_END = re.compile(rb"\r\n|\r|\n")
@@ -111,16 +103,6 @@ class MalformedMessage(PermanentError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-@dataclass(frozen=True)
-class _Parsed:
-    """What the parser produced: the header tree plus its own readings of date and body."""
-
-    message: Message
-    date: datetime | None
-    plain: str | None
-    html: str | None
 
 
 def parse_message(
@@ -187,7 +169,7 @@ def _parse(
     if not names & _MAIL_FIELDS:
         raise MalformedMessage("no mail header fields (no From, To, Subject, Date, ...)")
 
-    values = _HeaderValues(message)
+    values = HeaderValues(message)
     # The hint is only ever tried after UTF-8 failed, or for an encoded word whose own
     # charset failed: ASCII headers that cannot hold an encoded word never need it.
     hint = _charset_hint(message) if values.needs_hint else None
@@ -265,13 +247,8 @@ def _cut_at_line(data: bytes, limit: int) -> bytes:
     return head[: ends[-1]] if ends else head
 
 
-def _parse_tree(data: bytes) -> _Parsed:
-    """Parse with mail-parser; fall back to the stdlib alone when mail-parser itself fails.
-
-    mail-parser raises on some real mail that the stdlib reads fine (for instance an
-    AttributeError on multiparts whose closing boundary is missing, as in SendGrid
-    bounces); losing such a message to a library bug would be worse than the fallback.
-    """
+def _parse_tree(data: bytes) -> ParsedTree:
+    """Parse with the stdlib, then read date and text parts (``mailtree.read_tree``)."""
     # One stdlib parse, exactly the one mail-parser's ``from_bytes`` makes, handed to it
     # ready-made: should mail-parser fail on the tree, the fallback reuses it.
     try:
@@ -283,110 +260,14 @@ def _parse_tree(data: bytes) -> _Parsed:
         ) from exc
     except Exception as exc:
         raise MalformedMessage(f"mail-parser failed: {_describe(exc)}") from exc
-    try:
-        parsed = _LeanMailParser(message)
-    except Exception:
-        return _Parsed(
-            message=message,
-            date=_stdlib_date(message),
-            plain=first_text_part(message, "plain"),
-            html=first_text_part(message, "html"),
-        )
-    date = _mailparser_date(parsed.date, parsed.timezone)
-    plain, html = parsed.text_plain, parsed.text_html
-    return _Parsed(
-        message=message,
-        date=date if date else _stdlib_date(message),
-        plain=str(plain[0]) if plain else None,
-        html=str(html[0]) if html else None,
-    )
-
-
-class _LeanMailParser(mailparser.MailParser):  # type: ignore[misc]
-    """mail-parser without the parts of its work the daemon never reads.
-
-    The daemon uses the tree, the date and the text parts. Two steps of mail-parser's
-    ``parse`` produce nothing of those and cost about half of it: the mail dicts
-    (``mail``, ``mail_partial``; built twice, every header decoded again each time) and
-    the header index with the address lists parsed from it (``from``, ``to``, ...),
-    which ``mailtext.parse_addresses`` reads its own way. Both only feed attributes the
-    daemon does not touch (header attributes such as ``parsed.to`` read as empty here);
-    the corpus tests pin that dates and text parts come out as before.
-    """
-
-    def _build_header_index(self) -> dict[str, list[str]]:
-        # Empty, so that ``_reset`` parses no address list.
-        return {}
-
-    def _make_mail(self, complete: bool = True) -> dict[str, object]:
-        return {}
-
-
-def _mailparser_date(value: object, zone: object) -> datetime | None:
-    """mail-parser's UTC date, with an impossible zone offset ignored.
-
-    It accepts any two-digit hour offset, so "-3000" shifts a date by 30 hours; no
-    real zone is further than 14 hours from UTC, and such a time is read as UTC instead.
-    """
-    if not isinstance(value, datetime):
-        return None
-    try:
-        hours = float(str(zone))
-    except ValueError:
-        hours = 0.0
-    if abs(hours) > _MAX_ZONE_HOURS:
-        value += timedelta(hours=hours)
-    return _utc(value)
-
-
-def _stdlib_date(message: Message) -> datetime | None:
-    """Read the Date header with the stdlib's more lenient parser.
-
-    mail-parser rejects dates RFC 5322 forbids but clients still write (no zone, no
-    space before the zone); a date that is off by a zone beats none for ordering.
-    """
-    value = _HeaderValues(message).first("date")
-    if value is None:
-        return None
-    try:
-        parsed = email.utils.parsedate_to_datetime(collapse(decode_bytes(raw_header_bytes(value))))
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if parsed.year < 1900:  # a year like 0500 is a typo, not a date (mail-parser agrees)
-        return None
-    return _utc(parsed)
+    return read_tree(message)
 
 
 # -- fields ------------------------------------------------------------------------------
 
 
-class _HeaderValues:
-    """Raw header values by lower-cased name, in message order."""
-
-    def __init__(self, message: Message) -> None:
-        self._values: dict[str, list[str]] = {}
-        self.needs_hint = False
-        """Whether a value holds 8-bit text or may hold an encoded word once unquoted."""
-        for name, value in message.raw_items():
-            text = str(value)
-            self._values.setdefault(name.lower(), []).append(text)
-            if not self.needs_hint and (not text.isascii() or ("=" in text and "?" in text)):
-                self.needs_hint = True
-
-    def by_name(self) -> Iterable[tuple[str, list[str]]]:
-        """Each lower-cased name with its values, in the order names first appear."""
-        return self._values.items()
-
-    def first(self, name: str) -> str | None:
-        values = self._values.get(name)
-        return values[0] if values else None
-
-    def all(self, name: str) -> list[str]:
-        return self._values.get(name, [])
-
-
 def _selected_headers(
-    values: _HeaderValues, extra: Sequence[str], hint: str | None
+    values: HeaderValues, extra: Sequence[str], hint: str | None
 ) -> tuple[tuple[str, str], ...]:
     """The first occurrence of each wanted header, decoded and cut to a sane length.
 
@@ -433,18 +314,11 @@ def _parent_and_earlier(
 
 def _arrived_at(internaldate: datetime | None, date: datetime | None, now: datetime) -> datetime:
     if internaldate is not None:
-        return _utc(internaldate)
-    now = _utc(now)
+        return utc(internaldate)
+    now = utc(now)
     if date is not None:
         return min(date, now)
     return now
-
-
-def _utc(value: datetime) -> datetime:
-    """An aware UTC datetime; a naive one is taken to be UTC already."""
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
 
 
 def _describe(exc: BaseException) -> str:

@@ -11,13 +11,9 @@ headers nor inject markup.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.resources
-import re
-import unicodedata
 from collections.abc import Sequence
 from datetime import UTC, datetime, tzinfo
-from email.header import Header
 from email.headerregistry import Address as HeaderAddress
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -28,6 +24,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jinja2
 
+from sla_daemon.adapters.notice_headers import (
+    message_id_token,
+    notice_message_id,
+    reply_subject,
+    sanitize_header_text,
+    set_text_header,
+)
 from sla_daemon.core.model import (
     Account,
     ClockName,
@@ -40,8 +43,16 @@ from sla_daemon.core.model import (
 from sla_daemon.errors import ConfigError
 from sla_daemon.units import readable_duration
 
-HEADER_TEXT_LIMIT = 200
-"""Longest client-supplied text (in characters) that goes into one header."""
+__all__ = [
+    "NoticeRenderer",
+    "format_local_time",
+    "notice_context",
+    "notice_message_id",
+    "readable_duration",
+    "reply_subject",
+    "sanitize_header_text",
+    "shipped_templates_dir",
+]
 
 _MAX_REFERENCES = 20
 """References kept in an auto-ack; RFC 5322 allows trimming all but the first and last."""
@@ -55,52 +66,6 @@ _CLOCK_DESCRIPTIONS = {
     ClockName.ACTION_PLAN: "send findings and an action plan",
 }
 
-# Reply prefixes of the common mail clients and languages, optionally numbered ("Re[2]:")
-# and with a full-width colon as East Asian clients write it.
-_REPLY_PREFIX = re.compile(
-    r"^\s*(?:re|aw|sv|vs|antw|antwort|odp|ref|réf|rif|ynt|απ|回复|答复|回覆)"
-    r"\s*(?:\[\d+\]|\(\d+\))?\s*[:\uff1a]",
-    re.IGNORECASE,
-)
-
-
-def sanitize_header_text(text: str, limit: int = HEADER_TEXT_LIMIT) -> str:
-    """Make client-supplied text safe for one header value.
-
-    Control characters (CR and LF included) and Unicode line/paragraph separators become
-    spaces, lone surrogates left over from undecodable bytes are dropped, runs of
-    whitespace collapse to one space, and the result is cut to ``limit`` characters
-    (ending in an ellipsis when cut).
-    """
-    cleaned = []
-    for char in text:
-        category = unicodedata.category(char)
-        if category == "Cs":
-            continue
-        cleaned.append(" " if category in ("Cc", "Zl", "Zp") else char)
-    collapsed = " ".join("".join(cleaned).split())
-    if len(collapsed) > limit:
-        return collapsed[: limit - 1].rstrip() + "…"
-    return collapsed
-
-
-def notice_message_id(key: str, domain: str) -> str:
-    """Return the Message-ID of the notice with outbox key ``key``.
-
-    It depends only on the key, so a notice sent again after a crash carries the same id
-    and the recipient's mail client shows it once.
-    """
-    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
-    return f"<{digest}.sla@{domain}>"
-
-
-def reply_subject(subject: str) -> str:
-    """Return the subject of a reply: ``Re: <subject>`` unless it already is a reply."""
-    clean = sanitize_header_text(subject) or "(no subject)"
-    if _REPLY_PREFIX.match(clean):
-        return clean
-    return f"Re: {clean}"
-
 
 def format_local_time(moment: datetime, zone: tzinfo) -> str:
     """Print an instant in ``zone`` with the zone's abbreviation and UTC offset.
@@ -112,28 +77,6 @@ def format_local_time(moment: datetime, zone: tzinfo) -> str:
     local = moment.astimezone(zone)
     offset = local.strftime("%z")
     return f"{local:%a %d %b %Y %H:%M} {local.tzname()} (UTC{offset[:3]}:{offset[3:]})"
-
-
-def _message_id_token(raw: str) -> str:
-    """A Message-ID from a client, wrapped in angle brackets, with nothing that could fold."""
-    inner = "".join(c for c in raw if not c.isspace() and unicodedata.category(c)[0] != "C")
-    return f"<{inner.strip('<>')}>"
-
-
-def _set_text_header(message: EmailMessage, name: str, value: str) -> None:
-    """Add a free-text header so that it survives the trip through any mail client.
-
-    The email package's own folder of non-ASCII headers sometimes adds or drops spaces
-    (and can write empty encoded words); the older ``Header`` encoder round-trips exactly,
-    and its ASCII output, already folded, is sent unchanged. Text that merely looks like
-    an encoded word (``=?``) is encoded too, so that no client decodes what the client
-    wrote.
-    """
-    if value.isascii() and "=?" not in value:
-        message[name] = value
-        return
-    encoded = Header(value, "utf-8", header_name=name, maxlinelen=78).encode(linesep="\r\n")
-    message.set_raw(name, encoded)
 
 
 def notice_context(
@@ -308,8 +251,8 @@ class NoticeRenderer:
         )
         # A made-up id would thread the reply to nothing in the client's mailbox.
         if decision.kind is NoticeKind.AUTO_ACK and trigger and not trigger.synthetic_id:
-            parent = _message_id_token(trigger.message_id)
-            chain = [_message_id_token(r) for r in trigger.references] + [parent]
+            parent = message_id_token(trigger.message_id)
+            chain = [message_id_token(r) for r in trigger.references] + [parent]
             if len(chain) > _MAX_REFERENCES:
                 chain = [chain[0], *chain[-(_MAX_REFERENCES - 1) :]]
             message["In-Reply-To"] = parent
@@ -374,7 +317,7 @@ class NoticeRenderer:
         message["To"] = [HeaderAddress(addr_spec=r.strip()) for r in recipients]
         message["Date"] = format_datetime(now if now.tzinfo else now.replace(tzinfo=UTC))
         message["Message-ID"] = notice_message_id(key, sender.domain)
-        _set_text_header(message, "Subject", subject)
+        set_text_header(message, "Subject", subject)
         message["Auto-Submitted"] = (
             "auto-replied" if kind is NoticeKind.AUTO_ACK else "auto-generated"
         )
