@@ -6,10 +6,12 @@ This is the only module that constructs adapters. Everything else receives them.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, date, datetime
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
+
+import holidays
 
 from sla_daemon.adapters.imap import ImapSource
 from sla_daemon.adapters.local import LocalSource
@@ -18,12 +20,21 @@ from sla_daemon.adapters.render import NoticeRenderer
 from sla_daemon.adapters.smtp import SmtpSender
 from sla_daemon.adapters.store import Store
 from sla_daemon.clock import Clock, SystemClock
-from sla_daemon.config import Config, IngestConfig, MailboxConfig, MarkersConfig
+from sla_daemon.config import (
+    CalendarConfig,
+    Config,
+    IngestConfig,
+    MailboxConfig,
+    MarkersConfig,
+    MarkerSetConfig,
+)
+from sla_daemon.core.calendar import BusinessCalendar, Calendar
 from sla_daemon.core.model import (
     Account,
     Address,
     ClockPolicy,
     ConversationStatus,
+    CourtesyRule,
     Markers,
     MarkerSet,
     Policy,
@@ -33,9 +44,42 @@ from sla_daemon.core.model import (
 from sla_daemon.ports import MailSource
 from sla_daemon.service import IngestSettings, SlaService, evaluate_conversations
 
+# A calendar's country holidays cover the current year, the two before and the three after
+# (docs/sla.md, "Calendars"); the daemon expands them again at every start.
+HOLIDAY_YEARS_BEFORE = 2
+HOLIDAY_YEARS_AFTER = 3
 
-def build_rules(config: Config) -> Rules:
-    """Translate the validated configuration into the core's plain rules."""
+
+def build_calendar(name: str, section: CalendarConfig, today: date) -> BusinessCalendar:
+    """The core calendar for one validated ``calendars`` entry.
+
+    Country (and subdivision) holidays are expanded here into plain dates, for the years
+    from ``today.year - HOLIDAY_YEARS_BEFORE`` to ``today.year + HOLIDAY_YEARS_AFTER``.
+    """
+    weekly, half_days, _ = section.parsed()
+    country, subdivision, _ = section.holiday_region()
+    closed = set(section.holidays.dates)
+    if country is not None:
+        years = range(today.year - HOLIDAY_YEARS_BEFORE, today.year + HOLIDAY_YEARS_AFTER + 1)
+        closed.update(holidays.country_holidays(country, subdiv=subdivision, years=years))
+    return BusinessCalendar(
+        name=name,
+        timezone=section.timezone,
+        weekly=weekly,
+        holidays=closed,
+        half_days=half_days,
+    )
+
+
+def build_rules(config: Config, *, today: date | None = None) -> Rules:
+    """Translate the validated configuration into the core's plain rules.
+
+    ``today`` (default: the current UTC date) centres the span of country holidays.
+    """
+    today = today or datetime.now(UTC).date()
+    calendars: dict[str, Calendar] = {
+        name: build_calendar(name, section, today) for name, section in config.calendars.items()
+    }
     from_name, from_email = parseaddr(config.team.from_)
     team = Team(
         name=config.team.name,
@@ -70,32 +114,15 @@ def build_rules(config: Config) -> Rules:
         )
         for account in config.accounts
     )
-    markers = Markers(
-        action_plan=MarkerSet(**config.markers.action_plan.model_dump()),
-        waiting_on_client=MarkerSet(**config.markers.waiting_on_client.model_dump()),
-    )
     return Rules(
         team=team,
         accounts=accounts,
         policies=policies,
-        markers=_tuples(markers),
+        markers=build_markers(config.markers),
         auto_ack_max_age=config.ingest.auto_ack_max_age,
         default_account=config.default_account,
+        calendars=calendars,
     )
-
-
-def _tuples(markers: Markers) -> Markers:
-    """Marker lists arrive as lists from the config; the core wants hashable tuples."""
-
-    def fix(marker_set: MarkerSet) -> MarkerSet:
-        return MarkerSet(
-            subject_tags=tuple(marker_set.subject_tags),
-            body_patterns=tuple(marker_set.body_patterns),
-            imap_keywords=tuple(marker_set.imap_keywords),
-            headers=tuple(marker_set.headers),
-        )
-
-    return Markers(fix(markers.action_plan), fix(markers.waiting_on_client))
 
 
 def build_source(mailbox: MailboxConfig, ingest: IngestConfig | None = None) -> MailSource:
@@ -183,18 +210,30 @@ def conversation_statuses(config: Config, now: datetime) -> list[ConversationSta
         return None
     store = open_store(config, readonly=True)
     try:
-        return evaluate_conversations(store, build_rules(config), now)
+        return evaluate_conversations(store, build_rules(config, today=now.date()), now)
     finally:
         store.close()
 
 
 def build_markers(markers: MarkersConfig) -> Markers:
-    """The core's markers from the ``markers`` section (or its defaults)."""
-    return _tuples(
-        Markers(
-            action_plan=MarkerSet(**markers.action_plan.model_dump()),
-            waiting_on_client=MarkerSet(**markers.waiting_on_client.model_dump()),
+    """The core's markers from the ``markers`` section (or its defaults), as tuples."""
+
+    def marker_set(section: MarkerSetConfig) -> MarkerSet:
+        return MarkerSet(
+            subject_tags=tuple(section.subject_tags),
+            body_patterns=tuple(section.body_patterns),
+            imap_keywords=tuple(section.imap_keywords),
+            headers=tuple(section.headers),
         )
+
+    return Markers(
+        action_plan=marker_set(markers.action_plan),
+        waiting_on_client=marker_set(markers.waiting_on_client),
+        courtesy=CourtesyRule(
+            patterns=tuple(markers.courtesy.patterns),
+            request_patterns=tuple(markers.courtesy.request_patterns),
+            max_words=markers.courtesy.max_words,
+        ),
     )
 
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import timedelta
+from datetime import date, timedelta
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, Literal
 
+import holidays
 import yaml
 from pydantic import (
     ConfigDict,
@@ -31,7 +32,15 @@ from sla_daemon.config_types import (
     SecretSource,
     Section,
     Security,
+    TextKeyed,
     TimeZoneName,
+)
+from sla_daemon.core.calendar import (
+    WEEKDAYS,
+    Range,
+    check_ranges,
+    parse_range,
+    parse_weekdays,
 )
 from sla_daemon.errors import ConfigError
 from sla_daemon.hosts import is_loopback_host
@@ -139,10 +148,113 @@ class ActionPlanConfig(ClockConfig):
     within: Duration = timedelta(hours=48)
 
 
+class HolidaysConfig(Section):
+    """Days without working time: a region's public holidays and further dates."""
+
+    country: str | None = None  # ISO 3166 code (DE, US, GB): its public holidays count
+    subdivision: str | None = None  # a region of that country (BY, CA, SCT); needs country
+    dates: list[date] = []  # further closed dates, e.g. 2026-12-24
+
+
+class CalendarConfig(Section):
+    """Business hours that durations are counted on (docs/sla.md, "Calendars")."""
+
+    timezone: TimeZoneName = "UTC"  # the hours are wall-clock times in this IANA zone
+    # Weekday (mon..sun) or span (mon-thu) -> ranges "HH:MM-HH:MM"; days left out are closed.
+    hours: TextKeyed = {"mon-fri": ["09:00-17:00"]}
+    holidays: HolidaysConfig = HolidaysConfig()
+    half_days: TextKeyed = {}  # a date -> its own ranges, e.g. 2026-12-31: ["09:00-12:00"]
+
+    def parsed(
+        self,
+    ) -> tuple[list[list[Range]], dict[date, list[Range]], list[tuple[KeyPath, str]]]:
+        """The weekly ranges (Monday first), the half-days, and the problems found.
+
+        Each problem's key path is relative to this calendar.
+        """
+        problems: list[tuple[KeyPath, str]] = []
+        weekly: list[list[Range]] = [[] for _ in range(7)]
+        given_by: dict[int, str] = {}
+        for key, texts in self.hours.items():
+            try:
+                days = parse_weekdays(key)
+            except ValueError as exc:
+                problems.append((("hours", key), str(exc)))
+                continue
+            for day in days:
+                if day in given_by:
+                    problems.append((("hours", key), f"{WEEKDAYS[day]} is also in {given_by[day]}"))
+                given_by.setdefault(day, key)
+            ranges = _ranges(texts, ("hours", key), problems)
+            for day in days:
+                try:
+                    check_ranges([*weekly[day], *ranges])
+                except ValueError as exc:
+                    problems.append((("hours", key), f"{WEEKDAYS[day]}: {exc}"))
+                    continue
+                weekly[day] += ranges
+        if not problems and not any(weekly):
+            problems.append((("hours",), "no working hours in the week"))
+        half_days: dict[date, list[Range]] = {}
+        for key, texts in self.half_days.items():
+            try:
+                when = date.fromisoformat(key)
+            except ValueError:
+                problems.append(
+                    (("half_days", key), f"expected a date like 2026-12-31, got {key!r}")
+                )
+                continue
+            ranges = _ranges(texts, ("half_days", key), problems)
+            try:
+                half_days[when] = list(check_ranges(ranges))
+            except ValueError as exc:
+                problems.append((("half_days", key), str(exc)))
+        return weekly, half_days, problems
+
+    def holiday_region(self) -> tuple[str | None, str | None, list[tuple[KeyPath, str]]]:
+        """The country and subdivision as the holidays package spells them, and problems."""
+        country, subdivision = self.holidays.country, self.holidays.subdivision
+        if country is None:
+            if subdivision is None:
+                return None, None, []
+            return None, None, [(("holidays", "subdivision"), "a subdivision needs a country")]
+        supported = holidays.list_supported_countries()
+        code = country.upper()
+        if code not in supported:
+            return None, None, [(("holidays", "country"), f"unknown country code {country!r}")]
+        if subdivision is None:
+            return code, None, []
+        known = {name.lower(): name for name in supported[code]}
+        if subdivision.lower() not in known:
+            listed = ", ".join(supported[code]) or "none"
+            return (
+                code,
+                None,
+                [
+                    (
+                        ("holidays", "subdivision"),
+                        f"{code} has no subdivision {subdivision!r} ({listed})",
+                    )
+                ],
+            )
+        return code, known[subdivision.lower()], []
+
+
+def _ranges(texts: list[str], where: KeyPath, problems: list[tuple[KeyPath, str]]) -> list[Range]:
+    """Parse a list of "HH:MM-HH:MM" ranges, adding a problem per bad one."""
+    ranges: list[Range] = []
+    for index, text in enumerate(texts):
+        try:
+            ranges.append(parse_range(text))
+        except ValueError as exc:
+            problems.append(((*where, index), str(exc)))
+    return ranges
+
+
 class PolicyConfig(Section):
     """A set of promises; accounts name the policy they are on."""
 
-    calendar: Literal["24x7"] = "24x7"  # the calendar durations are counted on
+    calendar: str = "24x7"  # 24x7, or a key of `calendars`: durations are counted on it
     acknowledge: AcknowledgeConfig = AcknowledgeConfig()
     action_plan: ActionPlanConfig = ActionPlanConfig()
     auto_ack: bool = True  # send the client an automatic acknowledgement
@@ -169,6 +281,24 @@ class MarkerSetConfig(Section):
     headers: list[str] = []  # header names whose value "yes"/"true"/"1" marks the message
 
 
+class CourtesyConfig(Section):
+    """A client's short thanks that is recorded but opens no new cycle (docs/sla.md)."""
+
+    # Case-insensitive regular expressions; one must match the reply's new text.
+    patterns: list[str] = [
+        r"(?i)\b(thanks?|thank you|thx|cheers|much appreciated|appreciate it)\b",
+        r"(?i)\b(ok|okay|great|perfect|awesome|excellent|got it|sounds good|works|worked)\b",
+        r"(?i)\b(danke|vielen dank|merci|gracias|grazie|bedankt|dank je|perfekt|parfait)\b",
+    ]
+    # None of these may match: they turn a thank-you into a new request.
+    request_patterns: list[str] = [
+        r"(?i)\b(but|however|still|again|not working|doesn'?t|does not|isn'?t|won'?t|error|"
+        r"fails?|failed|broken|issue|problem|please|can you|could you|need|urgent)\b",
+        r"(?i)\b(aber|noch|bitte|funktioniert nicht|mais|encore|pero|todav[ií]a|ancora)\b",
+    ]
+    max_words: int = Field(default=12, ge=1)  # longer replies are never a mere courtesy
+
+
 class MarkersConfig(Section):
     """The markers the team uses."""
 
@@ -179,6 +309,7 @@ class MarkersConfig(Section):
         headers=["X-SLA-Action-Plan"],
     )
     waiting_on_client: MarkerSetConfig = MarkerSetConfig(imap_keywords=["$WaitingOnClient"])
+    courtesy: CourtesyConfig = CourtesyConfig()
 
 
 class IngestConfig(Section):
@@ -197,6 +328,7 @@ class Config(Section):
     team: TeamConfig
     mailboxes: list[MailboxConfig] = Field(min_length=1)
     smtp: SmtpConfig
+    calendars: dict[str, CalendarConfig] = {}  # business calendars that policies may name
     policies: dict[str, PolicyConfig] = {"standard": PolicyConfig()}
     accounts: list[AccountConfig] = []
     default_account: str | None = None  # treat any other external human sender as this account
@@ -249,6 +381,7 @@ def _cross_checks(config: Config) -> list[tuple[KeyPath, str]]:
                     f"no policy named {account.policy!r} (defined: {known})",
                 )
             )
+    problems += _calendar_problems(config)
     if config.default_account is not None and config.default_account not in {
         a.name for a in config.accounts
     }:
@@ -262,6 +395,34 @@ def _cross_checks(config: Config) -> list[tuple[KeyPath, str]]:
                 problems.append(
                     (("markers", kind, "body_patterns", index), f"not a regular expression: {exc}")
                 )
+    for key in ("patterns", "request_patterns"):
+        for index, pattern in enumerate(getattr(config.markers.courtesy, key)):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                problems.append(
+                    (("markers", "courtesy", key, index), f"not a regular expression: {exc}")
+                )
+    return problems
+
+
+def _calendar_problems(config: Config) -> list[tuple[KeyPath, str]]:
+    """Problems of the ``calendars`` section and of the calendars policies name."""
+    problems: list[tuple[KeyPath, str]] = []
+    for name, calendar in config.calendars.items():
+        if name == "24x7":
+            problems.append((("calendars", name), "24x7 is built in; give this calendar a name"))
+        found = calendar.parsed()[2] + calendar.holiday_region()[2]
+        problems += [(("calendars", name, *where), message) for where, message in found]
+    for name, policy in config.policies.items():
+        if policy.calendar != "24x7" and policy.calendar not in config.calendars:
+            known = ", ".join(["24x7", *sorted(config.calendars)])
+            problems.append(
+                (
+                    ("policies", name, "calendar"),
+                    f"no calendar named {policy.calendar!r} (defined: {known})",
+                )
+            )
     return problems
 
 

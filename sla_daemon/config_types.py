@@ -104,3 +104,15 @@ class SecretSource(Section):
                 )
             return value
         return None
+
+
+def _text_keys(value: Any) -> Any:
+    # YAML reads an unquoted key like 2026-12-31 as a date; keep every key as the text
+    # written, so that problems name it and the checks parse it once.
+    if isinstance(value, dict):
+        return {str(key): item for key, item in value.items()}
+    return value
+
+
+TextKeyed = Annotated[dict[str, list[str]], BeforeValidator(_text_keys)]
+"""A mapping whose keys are kept as written (``mon-fri``, ``2026-12-31``) to lists of text."""

@@ -14,9 +14,24 @@ KeyPath = tuple[str | int, ...]
 """A path into the configuration: mapping keys and list indexes."""
 
 
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that leaves dates as text.
+
+    YAML would turn ``2026-12-24`` into a date itself and fail with a bare ValueError
+    (no line, no key) on ``2026-13-01``; as text, pydantic validates it and the error
+    names the file, the line and the key like every other.
+    """
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def compose_with_lines(text: str) -> tuple[Any, dict[KeyPath, int]]:
     """Parse ``text`` as YAML; return the data and a map from key path to 1-based line."""
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:

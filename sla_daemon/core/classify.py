@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from sla_daemon.core.automated import NOTICE_HEADER, detect_automated
-from sla_daemon.core.model import Account, MarkerSet, MessageFacts, Role, Rules
+from sla_daemon.core.model import Account, CourtesyRule, MarkerSet, MessageFacts, Role, Rules
 
 __all__ = [
     "NOTICE_HEADER",
@@ -153,4 +153,37 @@ def marker_reason(facts: MessageFacts, markers: MarkerSet) -> str | None:
         for pattern in markers.body_patterns:
             if _compiled(pattern).search(text):
                 return f"body pattern {pattern}"
+    return None
+
+
+_SIGNATURE = re.compile(r"^(--|__+|—)\s*$")
+_WORD = re.compile(r"\w+")
+
+
+def courtesy_reason(facts: MessageFacts, rule: CourtesyRule) -> str | None:
+    """Why a client's message is only a courtesy ("Thanks, that works!"), or None.
+
+    Judged on the text its author wrote, without quotes or signature: at most
+    ``rule.max_words`` words, no question mark, one of ``rule.patterns`` and none of
+    ``rule.request_patterns``. A courtesy is recorded but opens no cycle.
+    """
+    if not rule.patterns:
+        return None
+    lines = []
+    for line in new_text(facts.body_text).splitlines():
+        if _SIGNATURE.match(line.strip()):
+            break
+        lines.append(line)
+    text = " ".join(" ".join(lines).split())
+    if not text:
+        text = facts.subject
+    words = _WORD.findall(text)
+    if not words or len(words) > rule.max_words or "?" in text:
+        return None
+    for pattern in rule.request_patterns:
+        if _compiled(pattern).search(text):
+            return None
+    for pattern in rule.patterns:
+        if _compiled(pattern).search(text):
+            return f"courtesy reply ({len(words)} words, matches {pattern})"
     return None

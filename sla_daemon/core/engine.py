@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sla_daemon.core.automated import NOTICE_HEADER
-from sla_daemon.core.calendar import Calendar, calendar_named
-from sla_daemon.core.classify import classify, is_team_address, marker_reason
+from sla_daemon.core.calendar import Calendar
+from sla_daemon.core.classify import classify, courtesy_reason, is_team_address, marker_reason
 from sla_daemon.core.model import (
     Account,
     AcknowledgedBy,
@@ -59,6 +59,7 @@ class _Cycle:
     paused_since: datetime | None = None
     pauses: list[tuple[datetime, datetime]] = field(default_factory=list)
     auto_ack_seen_at: datetime | None = None
+    courtesies: list[MessageFacts] = field(default_factory=list)
 
     @property
     def opened_at(self) -> datetime:
@@ -78,6 +79,13 @@ def _cycles(messages: Sequence[MessageFacts], rules: Rules) -> list[_Cycle]:
                 current.auto_ack_seen_at = facts.arrived_at
             continue
         if verdict.role is Role.CLIENT and verdict.account is not None:
+            courtesy = courtesy_reason(facts, rules.markers.courtesy)
+            if courtesy is not None:
+                # "Thanks, that works!" neither opens a cycle nor answers a question the
+                # team is waiting on; it is kept for the ledger.
+                if current is not None:
+                    current.courtesies.append(facts)
+                continue
             if current is None or current.action_plan_at is not None:
                 cycles.append(_Cycle(len(cycles) + 1, facts, verdict.account))
             elif current.paused_since is not None:
@@ -276,7 +284,7 @@ def evaluate(
         )
     cycle = cycles[-1]
     policy = rules.policy_for(cycle.account)
-    calendar = calendar_named(policy.calendar)
+    calendar = rules.calendar_for(policy)
 
     auto_ack = notices.get(auto_ack_key(cycle.opening.message_id))
     auto_ack_at = cycle.auto_ack_seen_at

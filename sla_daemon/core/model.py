@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from sla_daemon.core.calendar import Calendar, calendar_named
+
 
 class FolderKind(StrEnum):
     """Whether a folder holds received mail or the team's sent mail."""
@@ -133,11 +135,27 @@ class MarkerSet:
 
 
 @dataclass(frozen=True)
+class CourtesyRule:
+    """When a client's short reply is only a courtesy ("thanks!") that opens nothing.
+
+    A reply is a courtesy when its new text (quotes and signature removed) has at most
+    ``max_words`` words, no question mark, matches one of ``patterns`` and none of
+    ``request_patterns`` (words that turn it into a new request: "but", "still", ...).
+    Patterns are case-insensitive regular expressions.
+    """
+
+    patterns: tuple[str, ...] = ()
+    request_patterns: tuple[str, ...] = ()
+    max_words: int = 12
+
+
+@dataclass(frozen=True)
 class Markers:
     """All markers the classifier looks for."""
 
     action_plan: MarkerSet = MarkerSet()
     waiting_on_client: MarkerSet = MarkerSet()
+    courtesy: CourtesyRule = CourtesyRule()
 
 
 @dataclass(frozen=True)
@@ -193,10 +211,16 @@ class Rules:
     markers: Markers = Markers()
     auto_ack_max_age: timedelta = timedelta(hours=1)
     default_account: str | None = None
+    # Business calendars by name; ``24x7`` is always available without an entry.
+    calendars: dict[str, Calendar] = field(default_factory=dict)
 
     def policy_for(self, account: Account) -> Policy:
         """Return the account's policy (config validation guarantees it exists)."""
         return self.policies[account.policy]
+
+    def calendar_for(self, policy: Policy) -> Calendar:
+        """Return the calendar the policy names (config validation guarantees it exists)."""
+        return calendar_named(policy.calendar, self.calendars)
 
     def account_named(self, name: str) -> Account | None:
         """Return the account called ``name``, if any."""

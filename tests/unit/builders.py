@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+from sla_daemon.app import build_markers
+from sla_daemon.config import MarkersConfig
+from sla_daemon.core.calendar import BusinessCalendar
 from sla_daemon.core.model import (
     Account,
     Address,
@@ -55,6 +59,7 @@ def rules(**policy_changes: object) -> Rules:
                 headers=("x-sla-action-plan",),
             ),
             waiting_on_client=MarkerSet(imap_keywords=("$WaitingOnClient",)),
+            courtesy=build_markers(MarkersConfig()).courtesy,
         ),
     )
 
@@ -108,3 +113,9 @@ def team_reply(
         folder="Sent",
         folder_kind=FolderKind.SENT,
     )
+
+
+def rules_on_calendar(calendar: BusinessCalendar, **policy_changes: object) -> Rules:
+    """``rules()`` with the 'standard' policy counting on ``calendar``."""
+    base = rules(calendar=calendar.name, **policy_changes)
+    return replace(base, calendars={calendar.name: calendar})

@@ -185,3 +185,20 @@ def test_shipped_example_configuration_is_valid() -> None:
     example = Path(__file__).resolve().parents[2] / "deploy" / "config.example.yaml"
     config = load_config(example)
     assert config.accounts[0].escalate_to == ["lead@acme.example"]
+
+
+def test_courtesy_patterns_have_defaults_and_are_checked() -> None:
+    """markers.courtesy has default patterns; a broken one is named with its line."""
+    config = parse_config(VALID, "config.yaml")
+    assert config.markers.courtesy.max_words == 12
+    assert any("thank" in p for p in config.markers.courtesy.patterns)
+    broken = VALID + "markers:\n  courtesy:\n    patterns: ['(thanks']\n"
+    [problem] = _problems(broken)
+    assert problem.startswith("config.yaml:24: markers.courtesy.patterns[0]: not a regular")
+
+
+def test_an_impossible_date_is_reported_with_its_line() -> None:
+    """'2026-13-01' is a config error naming file, line and key, not a crash."""
+    text = VALID + "calendars:\n  office:\n    holidays: {dates: [2026-13-01]}\n"
+    [problem] = _problems(text)
+    assert problem.startswith("config.yaml:24: calendars.office.holidays.dates[0]:")

@@ -11,6 +11,7 @@ from sla_daemon.core.model import (
     Address,
     ClockName,
     ConversationState,
+    MessageFacts,
     NoticeKind,
     SentNotice,
 )
@@ -303,3 +304,60 @@ def test_our_escalation_in_the_thread_triggers_nothing() -> None:
     base = evaluate(CID, [client_mail("m1", 3)], rules(), {}, NOW)
     with_notice = evaluate(CID, [client_mail("m1", 3), notice], rules(), {}, NOW)
     assert with_notice.status == replace(base.status, message_ids=("m1", "n1"))
+
+
+def _after_plan(*later: MessageFacts) -> list[MessageFacts]:
+    """A request answered with an action plan, then ``later`` messages."""
+    return [
+        client_mail("m1", 30),
+        team_reply("r1", 29, "m1", body="Action plan: rotate the keys."),
+        *later,
+    ]
+
+
+def test_thanks_that_works_opens_nothing() -> None:
+    """'Thanks, that works!' after the plan is a courtesy: no new cycle, no auto-ack."""
+    thanks = client_mail("m2", 0.01, in_reply_to="r1", body="Thanks, that works!\n\nDana")
+    result = evaluate(CID, _after_plan(thanks), rules(), {}, NOW)
+    assert result.status.cycle == 1
+    assert result.status.state is ConversationState.ACTION_PLAN_SENT
+    assert [d for d in result.decisions if d.suppressed_reason is None] == []
+
+
+def test_thanks_but_still_failing_opens_a_new_cycle() -> None:
+    """'Thanks, but the export still fails, can you check?' is a new request."""
+    body = "Thanks \u2014 but the export still fails, can you check?"
+    again = client_mail("m2", 0.01, in_reply_to="r1", body=body)
+    result = evaluate(CID, _after_plan(again), rules(), {}, NOW)
+    assert result.status.cycle == 2
+    assert result.status.state is ConversationState.AWAITING_ACK
+    assert [d.kind for d in result.decisions] == [NoticeKind.AUTO_ACK]
+
+
+def test_quoted_text_and_signature_do_not_count_against_a_courtesy() -> None:
+    """The quoted plan and a signature are not the client's words."""
+    body = (
+        "Great, thank you!\n\n-- \nDana Lee\nHead of Operations, Globex\n+1 555 0100\n"
+        "\nOn Mon, Bob wrote:\n> Action plan: rotate the keys. Is there anything else?\n"
+    )
+    thanks = client_mail("m2", 0.01, in_reply_to="r1", body=body)
+    assert evaluate(CID, _after_plan(thanks), rules(), {}, NOW).status.cycle == 1
+
+
+def test_a_long_thank_you_with_a_new_topic_is_a_request() -> None:
+    """More than a dozen words is never a mere courtesy."""
+    body = "Thanks a lot. We would also like to move the nightly export to 02:00 from next week on."
+    again = client_mail("m2", 0.01, in_reply_to="r1", body=body)
+    assert evaluate(CID, _after_plan(again), rules(), {}, NOW).status.cycle == 2
+
+
+def test_a_courtesy_does_not_resume_a_paused_clock() -> None:
+    """'Thanks!' while the team waits on the client is not the answer it waits for."""
+    history = [
+        client_mail("m1", 50),
+        team_reply("r0", 49.9, "m1"),
+        team_reply("r1", 40, "m1", keywords=("$WaitingOnClient",)),
+        client_mail("m2", 39, in_reply_to="r1", body="Thanks!"),
+    ]
+    status = evaluate(CID, history, rules(), {}, NOW).status
+    assert status.state is ConversationState.WAITING_ON_CLIENT
