@@ -21,13 +21,13 @@ from sla_daemon.adapters.smtp import SmtpSender
 from sla_daemon.adapters.store import Store
 from sla_daemon.clock import Clock, SystemClock
 from sla_daemon.config import (
-    CalendarConfig,
     Config,
     IngestConfig,
     MailboxConfig,
     MarkersConfig,
     MarkerSetConfig,
 )
+from sla_daemon.config_calendars import CalendarConfig
 from sla_daemon.core.calendar import BusinessCalendar, Calendar
 from sla_daemon.core.model import (
     Account,
