@@ -6,6 +6,7 @@ This is the only module that constructs adapters. Everything else receives them.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from email.utils import parseaddr
 from pathlib import Path
@@ -21,6 +22,8 @@ from sla_daemon.adapters.smtp import SmtpSender
 from sla_daemon.adapters.store import Store
 from sla_daemon.clock import Clock, SystemClock
 from sla_daemon.config import (
+    AccountConfig,
+    ClockOverride,
     Config,
     IngestConfig,
     MailboxConfig,
@@ -39,6 +42,7 @@ from sla_daemon.core.model import (
     MarkerSet,
     Policy,
     Rules,
+    SecondLevel,
     Team,
 )
 from sla_daemon.ports import MailSource
@@ -100,13 +104,25 @@ def build_rules(config: Config, *, today: date | None = None) -> Rules:
             counts_auto_ack=policy.acknowledge.counts_auto_ack,
             re_escalate_every=policy.re_escalate_every,
             calendar=policy.calendar,
+            second_level=(
+                SecondLevel(
+                    policy.escalate_after_breach.after, tuple(policy.escalate_after_breach.to)
+                )
+                if policy.escalate_after_breach is not None
+                else None
+            ),
         )
         for name, policy in config.policies.items()
     }
+    for account in config.accounts:
+        if account.acknowledge is not None or account.action_plan is not None:
+            policies[account_policy_name(account)] = _with_overrides(
+                policies[account.policy], account
+            )
     accounts = tuple(
         Account(
             name=account.name,
-            policy=account.policy,
+            policy=account_policy_name(account),
             owner=account.owner,
             domains=tuple(d.lower() for d in account.domains),
             addresses=tuple(a.lower() for a in account.addresses),
@@ -122,6 +138,36 @@ def build_rules(config: Config, *, today: date | None = None) -> Rules:
         auto_ack_max_age=config.ingest.auto_ack_max_age,
         default_account=config.default_account,
         calendars=calendars,
+    )
+
+
+def account_policy_name(account: AccountConfig) -> str:
+    """The policy an account is on: its named policy, or that policy with its overrides."""
+    if account.acknowledge is None and account.action_plan is None:
+        return account.policy
+    return f"{account.policy} (as set for {account.name})"
+
+
+def _with_overrides(policy: Policy, account: AccountConfig) -> Policy:
+    """``policy`` with the account's own clock targets in place of the policy's."""
+
+    def clock(base: ClockPolicy, override: ClockOverride | None) -> ClockPolicy:
+        if override is None:
+            return base
+        return ClockPolicy(
+            within=override.within if override.within is not None else base.within,
+            warn_before=(
+                tuple(override.warn_before)
+                if override.warn_before is not None
+                else base.warn_before
+            ),
+        )
+
+    return replace(
+        policy,
+        name=account_policy_name(account),
+        acknowledge=clock(policy.acknowledge, account.acknowledge),
+        action_plan=clock(policy.action_plan, account.action_plan),
     )
 
 

@@ -148,6 +148,21 @@ class PolicyConfig(Section):
     action_plan: ActionPlanConfig = ActionPlanConfig()
     auto_ack: bool = True  # send the client an automatic acknowledgement
     re_escalate_every: Duration | None = None  # repeat a breach notice while it lasts
+    escalate_after_breach: SecondLevelConfig | None = None  # a second escalation level
+
+
+class SecondLevelConfig(Section):
+    """Who hears of a breach that has lasted ``after`` (a director, a head of service)."""
+
+    after: Duration  # how long after the deadline the breach goes one level up
+    to: list[str] = Field(min_length=1)  # added to the owner and escalate_to from then on
+
+
+class ClockOverride(Section):
+    """One account's own target for a clock; what is left out comes from the policy."""
+
+    within: Duration | None = None  # e.g. 24h for a premium client
+    warn_before: list[Duration] | None = None  # replaces the policy's offsets when given
 
 
 class AccountConfig(Section):
@@ -159,6 +174,8 @@ class AccountConfig(Section):
     policy: str = "standard"  # a key of `policies`
     owner: str  # the account manager: gets warnings and breaches
     escalate_to: list[str] = []  # also gets breaches
+    acknowledge: ClockOverride | None = None  # this account's own acknowledge target
+    action_plan: ClockOverride | None = None  # this account's own action-plan target
 
 
 class MarkerSetConfig(Section):

@@ -340,5 +340,6 @@ class NoticeRenderer:
         else:
             timing = f"{context['late_by']} late" if context["late_by"] else "missed"
             reminder = f", reminder {decision.reminder}" if decision.reminder else ""
-            tag = f"[SLA breach{reminder}]"
+            raised = ", escalated" if decision.level == "breach-2" else ""
+            tag = f"[SLA breach{raised}{reminder}]"
         return f'{tag} {account}: {what} {timing} — "{subject}"'

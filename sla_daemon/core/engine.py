@@ -150,11 +150,18 @@ def _clock_decisions(
         return []
     account = cycle.account
     if now >= clock.due_at:
+        level, since = "breach-1", clock.due_at
+        recipients = tuple(dict.fromkeys((account.owner, *account.escalate_to)))
+        second = policy.second_level
+        if second is not None and now >= clock.due_at + second.after:
+            # The breach has lasted long enough to go one level up; level 2 has its own
+            # keys, so it is announced once even after level-1 reminders.
+            level, since = "breach-2", clock.due_at + second.after
+            recipients = tuple(dict.fromkeys((*recipients, *second.to)))
         repetition = 0
         if policy.re_escalate_every:
-            repetition = int((now - clock.due_at) / policy.re_escalate_every)
-        recipients = tuple(dict.fromkeys((account.owner, *account.escalate_to)))
-        earlier = notice_key(cycle.opening.message_id, clock.name, "breach-1", 0)[:-1]
+            repetition = int((now - since) / policy.re_escalate_every)
+        earlier = notice_key(cycle.opening.message_id, clock.name, level, 0)[:-1]
         reminder = sum(
             1
             for key, notice in notices.items()
@@ -163,18 +170,18 @@ def _clock_decisions(
         seen_at = cycle.opening.seen_at
         return [
             Decision(
-                key=notice_key(cycle.opening.message_id, clock.name, "breach-1", repetition),
+                key=notice_key(cycle.opening.message_id, clock.name, level, repetition),
                 kind=NoticeKind.BREACH,
                 conversation_id=conversation_id,
                 cycle=cycle.number,
                 recipients=recipients,
                 clock=clock.name,
-                level="breach-1",
+                level=level,
                 repetition=repetition,
                 due_at=clock.due_at,
                 trigger_message_id=cycle.opening.message_id,
                 reminder=reminder,
-                pre_existing=repetition == 0 and seen_at is not None and seen_at >= clock.due_at,
+                pre_existing=repetition == 0 and seen_at is not None and seen_at >= since,
             )
         ]
     passed = [w for w in clock_policy.warn_before if now >= clock.due_at - w]
@@ -236,9 +243,14 @@ def _next_check(
     if clock.stopped_at is not None:
         return None
     upcoming = [clock.due_at - w for w in clock_policy.warn_before] + [clock.due_at]
-    if now >= clock.due_at and policy.re_escalate_every:
-        repetition = int((now - clock.due_at) / policy.re_escalate_every)
-        upcoming.append(clock.due_at + (repetition + 1) * policy.re_escalate_every)
+    since = clock.due_at
+    if policy.second_level is not None:
+        upcoming.append(clock.due_at + policy.second_level.after)
+        if now >= clock.due_at + policy.second_level.after:
+            since = clock.due_at + policy.second_level.after
+    if now >= since and policy.re_escalate_every:
+        repetition = int((now - since) / policy.re_escalate_every)
+        upcoming.append(since + (repetition + 1) * policy.re_escalate_every)
     later = [moment for moment in upcoming if moment > now]
     return min(later) if later else None
 

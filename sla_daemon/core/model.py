@@ -167,6 +167,14 @@ class ClockPolicy:
 
 
 @dataclass(frozen=True)
+class SecondLevel:
+    """A breach that lasts ``after`` past its deadline also goes to ``to``."""
+
+    after: timedelta
+    to: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Policy:
     """The promises made to the accounts that use this policy."""
 
@@ -177,6 +185,7 @@ class Policy:
     counts_auto_ack: bool = True
     re_escalate_every: timedelta | None = None
     calendar: str = "24x7"
+    second_level: SecondLevel | None = None
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from sla_daemon.app import build_rules
 from sla_daemon.config import load_config, parse_config
 from sla_daemon.errors import EX_CONFIG, ConfigError
 
@@ -202,3 +203,34 @@ def test_an_impossible_date_is_reported_with_its_line() -> None:
     text = VALID + "calendars:\n  office:\n    holidays: {dates: [2026-13-01]}\n"
     [problem] = _problems(text)
     assert problem.startswith("config.yaml:24: calendars.office.holidays.dates[0]:")
+
+
+def test_an_account_may_override_one_clock_target() -> None:
+    """A premium account's action_plan.within: 24h applies to it alone; the rest is kept."""
+    text = VALID + "    action_plan: {within: 24h}\n"
+    text += "  - name: Initech\n    domains: [initech.example]\n    owner: bob@acme.example\n"
+    rules = build_rules(parse_config(text, "config.yaml"))
+    globex = rules.account_named("Globex")
+    initech = rules.account_named("Initech")
+    assert globex is not None and initech is not None
+    premium, standard = rules.policy_for(globex), rules.policy_for(initech)
+    assert premium.action_plan.within == timedelta(hours=24)
+    assert premium.action_plan.warn_before == standard.action_plan.warn_before
+    assert premium.acknowledge == standard.acknowledge
+    assert standard.action_plan.within == timedelta(hours=48)
+
+
+def test_second_escalation_level_is_read() -> None:
+    """escalate_after_breach: {after, to} becomes the policy's second level."""
+    text = VALID.replace(
+        "      warn_before: [24h, 4h]\n",
+        "      warn_before: [24h, 4h]\n"
+        "    escalate_after_breach: {after: 24h, to: [director@acme.example]}\n",
+    )
+    policy = build_rules(parse_config(text, "config.yaml")).policies["standard"]
+    assert policy.second_level is not None
+    assert policy.second_level.after == timedelta(hours=24)
+    assert policy.second_level.to == ("director@acme.example",)
+    broken = text.replace("after: 24h", "after: soon")
+    [problem] = _problems(broken)
+    assert "policies.standard.escalate_after_breach.after: expected a duration" in problem

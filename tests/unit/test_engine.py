@@ -13,6 +13,7 @@ from sla_daemon.core.model import (
     ConversationState,
     MessageFacts,
     NoticeKind,
+    SecondLevel,
     SentNotice,
 )
 from tests.unit.builders import NOW, client_mail, rules, team_reply
@@ -361,3 +362,17 @@ def test_a_courtesy_does_not_resume_a_paused_clock() -> None:
     ]
     status = evaluate(CID, history, rules(), {}, NOW).status
     assert status.state is ConversationState.WAITING_ON_CLIENT
+
+
+def test_second_escalation_level_after_a_lasting_breach() -> None:
+    """24h after the deadline the breach goes one level up, to the director too, once."""
+    second = SecondLevel(after=timedelta(hours=24), to=("director@acme.example",))
+    history = [client_mail("m1", 75), team_reply("r1", 74.9, "m1")]  # plan 27h late
+    result = evaluate(CID, history, rules(second_level=second), {}, NOW)
+    [breach] = [d for d in result.decisions if d.kind is NoticeKind.BREACH]
+    assert breach.level == "breach-2"
+    assert breach.recipients == ("alice@acme.example", "lead@acme.example", "director@acme.example")
+    early = evaluate(CID, history, rules(second_level=second), {}, NOW - timedelta(hours=5))
+    [first] = [d for d in early.decisions if d.kind is NoticeKind.BREACH]
+    assert first.level == "breach-1" and "director@acme.example" not in first.recipients
+    assert early.next_check_at == NOW - timedelta(hours=3)  # when level 2 begins
