@@ -32,12 +32,14 @@ from sla_daemon.config import (
 )
 from sla_daemon.config_calendars import CalendarConfig
 from sla_daemon.core.calendar import BusinessCalendar, Calendar
+from sla_daemon.core.engine import evaluate
 from sla_daemon.core.model import (
     Account,
     Address,
     ClockPolicy,
     ConversationStatus,
     CourtesyRule,
+    Evaluation,
     Markers,
     MarkerSet,
     Policy,
@@ -257,6 +259,35 @@ def conversation_statuses(config: Config, now: datetime) -> list[ConversationSta
     store = open_store(config, readonly=True)
     try:
         return evaluate_conversations(store, build_rules(config, today=now.date()), now)
+    finally:
+        store.close()
+
+
+def conversation_evaluation(
+    config: Config, conversation_id: str, now: datetime
+) -> Evaluation | None:
+    """One conversation's evaluation at ``now`` (``explain``), read-only like ``status``.
+
+    ``conversation_id`` is a conversation id, or the Message-ID (``<>`` optional) of any
+    message in it. None when there is no state yet or no such conversation.
+    """
+    if not Store.exists_in(config.state_dir):
+        return None
+    store = open_store(config, readonly=True)
+    try:
+        wanted = conversation_id.strip()
+        if wanted not in store.conversation_ids():
+            linked = store.conversation_links([wanted.strip("<>")])
+            if not linked:
+                return None
+            wanted = next(iter(linked.values()))
+        return evaluate(
+            wanted,
+            store.conversation_messages(wanted),
+            build_rules(config, today=now.date()),
+            store.notices_for(wanted),
+            now,
+        )
     finally:
         store.close()
 

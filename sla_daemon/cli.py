@@ -57,6 +57,17 @@ def _parser() -> argparse.ArgumentParser:
         metavar="TIME",
         help="evaluate at another time (ISO 8601; without offset: the configured timezone)",
     )
+    explain = commands.add_parser(
+        "explain", help="why a conversation's clocks and due times are what they are"
+    )
+    explain.add_argument(
+        "conversation", metavar="CONVERSATION_ID", help="as shown by status (or a Message-ID)"
+    )
+    explain.add_argument(
+        "--as-of",
+        metavar="TIME",
+        help="evaluate at another time (ISO 8601; without offset: the configured timezone)",
+    )
     inspect = commands.add_parser(
         "inspect",
         help="how each message of .eml files, a Maildir or an mbox is parsed, threaded and "
@@ -92,6 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(config, once=args.once, dry_run=args.dry_run)
         if args.command == "status":
             return _status(config, as_json=args.json, as_of=args.as_of)
+        if args.command == "explain":
+            return _explain(config, args.conversation, as_of=args.as_of)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -207,6 +220,24 @@ def _status(config: Config, *, as_json: bool, as_of: str | None) -> int:
         )
         statuses = []
     print(status_json(statuses, now) if as_json else status_table(statuses, now, zone))
+    return 0
+
+
+def _explain(config: Config, conversation_id: str, *, as_of: str | None) -> int:
+    from sla_daemon.app import conversation_evaluation
+    from sla_daemon.explain_view import explain_text
+
+    zone = ZoneInfo(config.timezone)
+    now = SystemClock().now() if as_of is None else _parse_time(as_of, zone)
+    evaluation = conversation_evaluation(config, conversation_id, now)
+    if evaluation is None:
+        print(
+            f"no conversation {conversation_id!r} in {config.state_dir}: "
+            "`sla-daemon status` lists them",
+            file=sys.stderr,
+        )
+        return 1
+    print(explain_text(evaluation.status, zone))
     return 0
 
 

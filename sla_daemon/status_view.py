@@ -8,6 +8,7 @@ from datetime import datetime, tzinfo
 from typing import Any
 
 from sla_daemon.core.model import ConversationStatus
+from sla_daemon.explain_view import ledger_dict
 from sla_daemon.units import readable_duration
 
 
@@ -36,6 +37,7 @@ def status_json(statuses: Sequence[ConversationStatus], as_of: datetime) -> str:
                 "action_plan_due": _iso(s.action_plan_due),
                 "breaches": [b.value for b in s.breaches],
                 "message_ids": list(s.message_ids),
+                "ledger": ledger_dict(s.ledger),
             }
             for s in statuses
         ],

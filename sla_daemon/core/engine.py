@@ -7,13 +7,13 @@ decision twice is harmless: the outbox keeps the first and ignores the rest.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sla_daemon.core.automated import NOTICE_HEADER
-from sla_daemon.core.calendar import Calendar
 from sla_daemon.core.classify import classify, courtesy_reason, is_team_address, marker_reason
+from sla_daemon.core.ledger import CycleLedger, Ledger, Note, Trail, cycle_ledger, due_at, note
 from sla_daemon.core.model import (
     Account,
     AcknowledgedBy,
@@ -60,14 +60,15 @@ class _Cycle:
     pauses: list[tuple[datetime, datetime]] = field(default_factory=list)
     auto_ack_seen_at: datetime | None = None
     courtesies: list[MessageFacts] = field(default_factory=list)
+    trail: Trail = field(default_factory=Trail)
 
     @property
     def opened_at(self) -> datetime:
         return self.opening.arrived_at
 
 
-def _cycles(messages: Sequence[MessageFacts], rules: Rules) -> list[_Cycle]:
-    """Replay the history in arrival order and cut it into cycles."""
+def _cycles(messages: Sequence[MessageFacts], rules: Rules, ignored: list[Note]) -> list[_Cycle]:
+    """Replay the history in arrival order and cut it into cycles; note mail it ignores."""
     cycles: list[_Cycle] = []
     for facts in messages:
         verdict = classify(facts, rules)
@@ -77,7 +78,10 @@ def _cycles(messages: Sequence[MessageFacts], rules: Rules) -> list[_Cycle]:
             # "auto"), even when the outbox that sent it is gone; never a human reply.
             if current.auto_ack_seen_at is None:
                 current.auto_ack_seen_at = facts.arrived_at
+                current.trail.auto_ack = facts
             continue
+        if verdict.role in (Role.AUTOMATED, Role.OTHER):
+            ignored.append(note(facts, f"{verdict.role.value}: {verdict.reason}"))
         if verdict.role is Role.CLIENT and verdict.account is not None:
             courtesy = courtesy_reason(facts, rules.markers.courtesy)
             if courtesy is not None:
@@ -91,17 +95,23 @@ def _cycles(messages: Sequence[MessageFacts], rules: Rules) -> list[_Cycle]:
             elif current.paused_since is not None:
                 current.pauses.append((current.paused_since, facts.arrived_at))
                 current.paused_since = None
+                current.trail.resumed(facts, "client message")
         elif verdict.role is Role.TEAM and current is not None and verdict.account is not None:
             if current.first_human_response_at is None:
                 current.first_human_response_at = facts.arrived_at
-            if current.action_plan_at is None and marker_reason(facts, rules.markers.action_plan):
+                current.trail.first_reply = facts
+            plan = marker_reason(facts, rules.markers.action_plan)
+            if current.action_plan_at is None and plan:
                 current.action_plan_at = facts.arrived_at
-            waiting = marker_reason(facts, rules.markers.waiting_on_client) is not None
+                current.trail.stopped(facts, f"action plan: {plan}")
+            waiting = marker_reason(facts, rules.markers.waiting_on_client)
             if waiting and current.paused_since is None and current.action_plan_at is None:
                 current.paused_since = facts.arrived_at
+                current.trail.paused(facts, f"waiting: {waiting}")
             elif not waiting and current.paused_since is not None:
                 current.pauses.append((current.paused_since, facts.arrived_at))
                 current.paused_since = None
+                current.trail.resumed(facts, "team message without the waiting marker")
     return cycles
 
 
@@ -109,26 +119,6 @@ def _is_our_auto_ack_of(facts: MessageFacts, opening: MessageFacts) -> bool:
     """Whether ``facts`` is the auto-ack we sent in reply to ``opening``."""
     kind = (facts.header(NOTICE_HEADER) or "").strip().lower()
     return kind == NoticeKind.AUTO_ACK.value and facts.in_reply_to == opening.message_id
-
-
-def _due(
-    calendar: Calendar, cycle: _Cycle, policy: ClockPolicy, pausable: bool, now: datetime
-) -> datetime:
-    """When the clock's target is reached, counting only time the clock ran.
-
-    While the clock is paused the due time is shown as if it resumed now.
-    """
-    if not pausable or (not cycle.pauses and cycle.paused_since is None):
-        return calendar.add(cycle.opened_at, policy.within)
-    consumed = timedelta(0)
-    start = cycle.opened_at
-    for paused_at, resumed_at in cycle.pauses:
-        consumed += calendar.elapsed(start, paused_at)
-        start = resumed_at
-    if cycle.paused_since is not None:
-        consumed += calendar.elapsed(start, cycle.paused_since)
-        start = max(now, cycle.paused_since)
-    return calendar.add(start, policy.within - consumed)
 
 
 def _breached(stopped_at: datetime | None, due_at: datetime, now: datetime) -> bool:
@@ -236,6 +226,42 @@ def _auto_ack_decision(
     )
 
 
+def _clocks(
+    cycle: _Cycle, rules: Rules, notices: Mapping[str, SentNotice], now: datetime
+) -> tuple[tuple[ClockStatus, ClockStatus], AcknowledgedBy | None]:
+    """The cycle's two clocks at ``now``, and what acknowledged it (the first that counts)."""
+    policy = rules.policy_for(cycle.account)
+    calendar = rules.calendar_for(policy)
+    auto_ack = notices.get(auto_ack_key(cycle.opening.message_id))
+    auto_ack_at = cycle.auto_ack_seen_at
+    if auto_ack is not None and auto_ack.sent_at is not None and auto_ack.sent_at <= now:
+        auto_ack_at = min(auto_ack.sent_at, auto_ack_at or auto_ack.sent_at)
+    candidates: list[tuple[datetime, AcknowledgedBy]] = []
+    if cycle.first_human_response_at is not None:
+        candidates.append((cycle.first_human_response_at, AcknowledgedBy.HUMAN))
+    if auto_ack_at is not None and policy.counts_auto_ack:
+        candidates.append((auto_ack_at, AcknowledgedBy.AUTO))
+    acknowledged_at, acknowledged_by = min(candidates) if candidates else (None, None)
+    ack_due = due_at(calendar, cycle, policy.acknowledge, False, now)
+    plan_due = due_at(calendar, cycle, policy.action_plan, True, now)
+    ack_late = _breached(acknowledged_at, ack_due, now)
+    plan_late = cycle.paused_since is None and _breached(cycle.action_plan_at, plan_due, now)
+    start = cycle.opened_at
+    return (
+        ClockStatus(ClockName.ACKNOWLEDGE, start, ack_due, acknowledged_at, ack_late),
+        ClockStatus(ClockName.ACTION_PLAN, start, plan_due, cycle.action_plan_at, plan_late),
+    ), acknowledged_by
+
+
+def _cycle_ledgers(
+    cycles: Sequence[_Cycle], rules: Rules, notices: Mapping[str, SentNotice], now: datetime
+) -> Iterator[CycleLedger]:
+    """The ledger of every cycle, from the same clocks the status shows."""
+    for cycle in cycles:
+        clocks, by = _clocks(cycle, rules, notices, now)
+        yield cycle_ledger(cycle, rules, clocks, by, auto_ack_key(cycle.opening.message_id), now)
+
+
 def _next_check(
     clock: ClockStatus, clock_policy: ClockPolicy, policy: Policy, now: datetime
 ) -> datetime | None:
@@ -271,7 +297,8 @@ def evaluate(
     history = sorted(
         (m for m in messages if m.arrived_at <= now), key=lambda m: (m.arrived_at, m.message_id)
     )
-    cycles = _cycles(history, rules)
+    ignored: list[Note] = []
+    cycles = _cycles(history, rules, ignored)
     subject = history[0].subject if history else ""
     message_ids = tuple(m.message_id for m in history)
     if not cycles:
@@ -292,41 +319,15 @@ def evaluate(
                 action_plan_due=None,
                 breaches=(),
                 message_ids=message_ids,
+                ledger=Ledger(now, (), tuple(ignored)),
             )
         )
     cycle = cycles[-1]
     policy = rules.policy_for(cycle.account)
-    calendar = rules.calendar_for(policy)
 
     auto_ack = notices.get(auto_ack_key(cycle.opening.message_id))
-    auto_ack_at = cycle.auto_ack_seen_at
-    if auto_ack is not None and auto_ack.sent_at is not None and auto_ack.sent_at <= now:
-        auto_ack_at = min(auto_ack.sent_at, auto_ack_at or auto_ack.sent_at)
-    candidates: list[tuple[datetime, AcknowledgedBy]] = []
-    if cycle.first_human_response_at is not None:
-        candidates.append((cycle.first_human_response_at, AcknowledgedBy.HUMAN))
-    if auto_ack_at is not None and policy.counts_auto_ack:
-        candidates.append((auto_ack_at, AcknowledgedBy.AUTO))
-    acknowledged_at, acknowledged_by = min(candidates) if candidates else (None, None)
-
-    ack_due = _due(calendar, cycle, policy.acknowledge, False, now)
-    plan_due = _due(calendar, cycle, policy.action_plan, True, now)
-    clocks = (
-        ClockStatus(
-            ClockName.ACKNOWLEDGE,
-            cycle.opened_at,
-            ack_due,
-            acknowledged_at,
-            _breached(acknowledged_at, ack_due, now),
-        ),
-        ClockStatus(
-            ClockName.ACTION_PLAN,
-            cycle.opened_at,
-            plan_due,
-            cycle.action_plan_at,
-            cycle.paused_since is None and _breached(cycle.action_plan_at, plan_due, now),
-        ),
-    )
+    clocks, acknowledged_by = _clocks(cycle, rules, notices, now)
+    acknowledged_at, ack_due, plan_due = clocks[0].stopped_at, clocks[0].due_at, clocks[1].due_at
 
     if acknowledged_at is None:
         state = ConversationState.AWAITING_ACK
@@ -368,6 +369,7 @@ def evaluate(
         message_ids=message_ids,
         opening_message_id=opening.message_id,
         clocks=clocks,
+        ledger=Ledger(now, tuple(_cycle_ledgers(cycles, rules, notices, now)), tuple(ignored)),
     )
     checks = [_next_check(clocks[0], policy.acknowledge, policy, now)]
     if cycle.paused_since is None:

@@ -9,8 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from sla_daemon.core.calendar import Calendar, calendar_named
+
+if TYPE_CHECKING:
+    from sla_daemon.core.ledger import Ledger
 
 
 class FolderKind(StrEnum):
@@ -309,6 +313,9 @@ class ConversationStatus:
     message_ids: tuple[str, ...]
     opening_message_id: str | None = None
     clocks: tuple[ClockStatus, ...] = ()
+    ledger: Ledger | None = field(default=None, compare=False)
+    """Why each clock stands where it stands (``core.ledger``), set by the engine; an
+    explanation, so two statuses that differ only in it are equal."""
 
 
 @dataclass(frozen=True)
