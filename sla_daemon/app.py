@@ -106,6 +106,8 @@ def build_rules(config: Config, *, today: date | None = None) -> Rules:
             counts_auto_ack=policy.acknowledge.counts_auto_ack,
             re_escalate_every=policy.re_escalate_every,
             calendar=policy.calendar,
+            follow_up_after=policy.follow_up_after,
+            close_after=policy.close_after,
             second_level=(
                 SecondLevel(
                     policy.escalate_after_breach.after, tuple(policy.escalate_after_breach.to)
@@ -129,6 +131,7 @@ def build_rules(config: Config, *, today: date | None = None) -> Rules:
             domains=tuple(d.lower() for d in account.domains),
             addresses=tuple(a.lower() for a in account.addresses),
             escalate_to=tuple(account.escalate_to),
+            check_in_every=account.check_in_every,
         )
         for account in config.accounts
     )

@@ -17,12 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import (
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-)
+from pydantic import ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
 from sla_daemon.config_calendars import CalendarConfig
@@ -149,6 +144,8 @@ class PolicyConfig(Section):
     auto_ack: bool = True  # send the client an automatic acknowledgement
     re_escalate_every: Duration | None = None  # repeat a breach notice while it lasts
     escalate_after_breach: SecondLevelConfig | None = None  # a second escalation level
+    follow_up_after: Duration | None = None  # quiet after the plan: owner asks if it worked
+    close_after: Duration | None = None  # quiet after the plan: closed (None: never)
 
 
 class SecondLevelConfig(Section):
@@ -176,6 +173,7 @@ class AccountConfig(Section):
     escalate_to: list[str] = []  # also gets breaches
     acknowledge: ClockOverride | None = None  # this account's own acknowledge target
     action_plan: ClockOverride | None = None  # this account's own action-plan target
+    check_in_every: Duration | None = None  # no team mail to the client: owner checks in
 
 
 class MarkerSetConfig(Section):

@@ -15,6 +15,7 @@ import structlog
 
 from sla_daemon.adapters.store import Store
 from sla_daemon.clock import Clock
+from sla_daemon.core.aftercare import AccountContact, account_contacts, check_in_evaluations
 from sla_daemon.core.classify import classify
 from sla_daemon.core.engine import evaluate
 from sla_daemon.core.model import (
@@ -335,7 +336,9 @@ class SlaService:
         """Evaluate every conversation now and hand the decisions to the outbox."""
         self.outbox.dry_run = self.dry_run
         now = self.clock.now()
-        self.outbox.decide(self.evaluate_all(now), now, report)
+        evaluations, contacts = evaluate_with_contacts(self.store, self.rules, now)
+        evaluations += check_in_evaluations(evaluations, contacts, self.rules, now)
+        self.outbox.decide(evaluations, now, report)
 
     def flush(self, report: CycleReport) -> None:
         """Send what the outbox holds."""
@@ -354,6 +357,21 @@ def evaluate_all(store: Store, rules: Rules, now: datetime) -> list[Evaluation]:
         )
         for conversation_id in store.conversation_ids()
     ]
+
+
+def evaluate_with_contacts(
+    store: Store, rules: Rules, now: datetime
+) -> tuple[list[Evaluation], dict[str, AccountContact]]:
+    """``evaluate_all``, and per account the contact its check-in is counted from."""
+    evaluations: list[Evaluation] = []
+    contacts: dict[str, AccountContact] = {}
+    for conversation_id in store.conversation_ids():
+        messages = store.conversation_messages(conversation_id)
+        notices = store.notices_for(conversation_id)
+        evaluations.append(evaluate(conversation_id, messages, rules, notices, now))
+        for name, contact in account_contacts([messages], rules, now).items():
+            contacts[name] = contact.merged(contacts[name]) if name in contacts else contact
+    return evaluations, contacts
 
 
 def evaluate_conversations(store: Store, rules: Rules, now: datetime) -> list[ConversationStatus]:

@@ -94,7 +94,7 @@ def notice_context(
     ``Tue 10 Mar 2026 14:05 CET (UTC+01:00)``; durations read like ``1d 2h`` or ``45m``.
     Variables that do not apply are ``None`` (test them with ``{% if ... %}``).
 
-    - ``kind``: ``auto_ack``, ``warning`` or ``breach``.
+    - ``kind``: ``auto_ack``, ``warning``, ``breach``, ``follow_up`` or ``check_in``.
     - ``team_name``, ``team_address``: the team and the address notices come from.
     - ``account_name``: the client's account (``(no account)`` when unknown);
       ``account_owner``: its owner's address or ``None``; ``escalate_to``: list of the
@@ -114,6 +114,9 @@ def notice_context(
     - ``level``: the engine's name for the notice level (e.g. ``warn-14400s``).
     - ``conversation_id``, ``cycle``: what ``sla-daemon status`` shows.
     - ``recipients``: list of the addresses the notice goes to.
+    - ``quiet_since``: follow-ups and check-ins: since when nobody wrote (follow-up: no
+      message in the conversation; check-in: no team message to the client);
+      ``quiet_for``: how long that was when the reminder fell due (e.g. ``7d``).
     - ``now``: when the notice was rendered; ``timezone``: the zone's name.
     """
     sender = trigger.sender if trigger is not None else None
@@ -128,7 +131,9 @@ def notice_context(
         due_at = status.action_plan_due
 
     due_in = late_by = None
-    if due_at is not None and decision.kind is NoticeKind.WARNING:
+    if decision.kind in (NoticeKind.FOLLOW_UP, NoticeKind.CHECK_IN):
+        due_at = None  # the moment a reminder fell due is no deadline of the client's
+    elif due_at is not None and decision.kind is NoticeKind.WARNING:
         due_in = readable_duration(due_at - now)
     elif due_at is not None and decision.kind is NoticeKind.BREACH:
         late_by = readable_duration(now - due_at)
@@ -136,6 +141,10 @@ def notice_context(
     opened_at = status.opened_at or (trigger.arrived_at if trigger is not None else None)
     account_name = account.name if account is not None else (status.account or "(no account)")
     subject = status.subject or (trigger.subject if trigger is not None else "")
+    quiet_since = decision.quiet_since
+    quiet_for = None
+    if quiet_since is not None and decision.due_at is not None:
+        quiet_for = readable_duration(decision.due_at - quiet_since)
     return {
         "kind": str(decision.kind),
         "team_name": team.name,
@@ -162,6 +171,8 @@ def notice_context(
         "conversation_id": decision.conversation_id,
         "cycle": decision.cycle,
         "recipients": list(decision.recipients),
+        "quiet_since": format_local_time(quiet_since, zone) if quiet_since else None,
+        "quiet_for": quiet_for,
         "now": format_local_time(now, zone),
         "timezone": str(zone),
     }
@@ -333,6 +344,11 @@ class NoticeRenderer:
         if decision.kind is NoticeKind.AUTO_ACK:
             return reply_subject(subject)
         account = sanitize_header_text(context["account_name"], limit=60)
+        if decision.kind is NoticeKind.FOLLOW_UP:
+            return f'[SLA follow-up] {account}: ask whether the plan worked — "{subject}"'
+        if decision.kind is NoticeKind.CHECK_IN:
+            quiet = context["quiet_for"] or "a while"
+            return f"[SLA check-in] {account}: no message to the client for {quiet}"
         what = context["clock_label"] or "deadline"
         if decision.kind is NoticeKind.WARNING:
             timing = f"due in {context['due_in']}" if context["due_in"] else "due soon"

@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sla_daemon.core.aftercare import after_plan
 from sla_daemon.core.automated import NOTICE_HEADER
 from sla_daemon.core.classify import classify, courtesy_reason, is_team_address, marker_reason
 from sla_daemon.core.ledger import CycleLedger, Ledger, Note, Trail, cycle_ledger, due_at, note
@@ -333,6 +334,17 @@ def evaluate(
         state = ConversationState.AWAITING_ACK
     elif cycle.action_plan_at is not None:
         state = ConversationState.ACTION_PLAN_SENT
+        aftercare = after_plan(
+            conversation_id,
+            cycle.number,
+            cycle.opening,
+            cycle.account,
+            policy,
+            rules.calendar_for(policy),
+            cycle.action_plan_at,
+            history,
+            now,
+        )
     elif cycle.paused_since is not None:
         state = ConversationState.WAITING_ON_CLIENT
     else:
@@ -349,6 +361,11 @@ def evaluate(
         decisions += _clock_decisions(
             conversation_id, cycle, clocks[1], policy, policy.action_plan, notices, now
         )
+    if state is ConversationState.ACTION_PLAN_SENT:
+        if aftercare.closed_at is not None:  # a closed conversation sends nothing more
+            state, decisions = ConversationState.CLOSED, []
+        elif aftercare.follow_up is not None:
+            decisions.append(aftercare.follow_up)
 
     opening = cycle.opening
     status = ConversationStatus(
@@ -374,5 +391,7 @@ def evaluate(
     checks = [_next_check(clocks[0], policy.acknowledge, policy, now)]
     if cycle.paused_since is None:
         checks.append(_next_check(clocks[1], policy.action_plan, policy, now))
+    if state is ConversationState.ACTION_PLAN_SENT:
+        checks.append(aftercare.next_check_at)
     next_check_at = min((c for c in checks if c is not None), default=None)
     return Evaluation(status, tuple(decisions), next_check_at)

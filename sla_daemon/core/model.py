@@ -109,6 +109,8 @@ class NoticeKind(StrEnum):
     WARNING = "warning"
     BREACH = "breach"
     DIGEST = "digest"
+    FOLLOW_UP = "follow_up"
+    CHECK_IN = "check_in"
 
 
 class ConversationState(StrEnum):
@@ -190,6 +192,10 @@ class Policy:
     re_escalate_every: timedelta | None = None
     calendar: str = "24x7"
     second_level: SecondLevel | None = None
+    follow_up_after: timedelta | None = None
+    """Quiet time after the action plan before the owner is reminded to follow up."""
+    close_after: timedelta | None = None
+    """Quiet time after the action plan after which the conversation is closed."""
 
 
 @dataclass(frozen=True)
@@ -202,6 +208,8 @@ class Account:
     domains: tuple[str, ...] = ()
     addresses: tuple[str, ...] = ()
     escalate_to: tuple[str, ...] = ()
+    check_in_every: timedelta | None = None
+    """No team message to this client for this long: remind the owner to check in."""
 
 
 @dataclass(frozen=True)
@@ -290,6 +298,8 @@ class Decision:
     pre_existing: bool = False
     """A breach that was already past due when the daemon first saw the opening message
     (a first start, a newly added mailbox): reported in a summary, not on its own."""
+    quiet_since: datetime | None = None
+    """Follow-ups and check-ins: when the quiet period they report on began."""
 
 
 @dataclass(frozen=True)

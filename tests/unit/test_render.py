@@ -35,6 +35,7 @@ from sla_daemon.errors import ConfigError
 
 OPENED = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)  # 10:00 CET in Berlin
 PLAN_DUE = OPENED + timedelta(hours=48)
+QUIET_SINCE = OPENED + timedelta(hours=30)  # the action plan, or the last team message
 
 TEAM = Team(
     name="Acme Services",
@@ -101,6 +102,19 @@ def decision(kind: NoticeKind, repetition: int = 0, key: str | None = None) -> D
             level="auto_ack",
             trigger_message_id="<m1@globex.example>",
         )
+    if kind in (NoticeKind.FOLLOW_UP, NoticeKind.CHECK_IN):
+        follow_up = kind is NoticeKind.FOLLOW_UP
+        return Decision(
+            key=key or ("<m1@globex.example>|follow_up" if follow_up else "check_in|Globex|x"),
+            kind=kind,
+            conversation_id="conv-42" if follow_up else "",
+            cycle=1 if follow_up else 0,
+            recipients=("alice@acme.example",),
+            level=str(kind),
+            due_at=QUIET_SINCE + (timedelta(days=5) if follow_up else timedelta(days=7)),
+            trigger_message_id="<m1@globex.example>",
+            quiet_since=QUIET_SINCE,
+        )
     recipients: tuple[str, ...] = ("alice@acme.example",)
     if kind is NoticeKind.BREACH:
         recipients = ("alice@acme.example", "lead@acme.example")
@@ -123,6 +137,8 @@ NOW_FOR = {
     NoticeKind.AUTO_ACK: OPENED + timedelta(minutes=1),
     NoticeKind.WARNING: PLAN_DUE - timedelta(hours=4),
     NoticeKind.BREACH: PLAN_DUE + timedelta(hours=1, minutes=10),
+    NoticeKind.FOLLOW_UP: QUIET_SINCE + timedelta(days=5, minutes=1),
+    NoticeKind.CHECK_IN: QUIET_SINCE + timedelta(days=7, minutes=1),
 }
 
 
@@ -228,6 +244,31 @@ def test_team_notices_are_auto_generated_and_not_threaded(kind: NoticeKind) -> N
     message = reparse(render(kind))
     assert message["Auto-Submitted"] == "auto-generated"
     assert message["In-Reply-To"] is None
+
+
+def test_follow_up_asks_the_owner_to_check_the_plan_worked() -> None:
+    """The follow-up names the account, the client's subject and since when all is quiet."""
+    message = reparse(render(NoticeKind.FOLLOW_UP))
+    assert message["Subject"] == (
+        '[SLA follow-up] Globex: ask whether the plan worked — "Checkout page fails"'
+    )
+    assert message["Auto-Submitted"] == "auto-generated"
+    text, html = parts(message)
+    assert "ask the client whether the plan worked" in text
+    assert "Jane Roe <jane@globex.example>" in text
+    assert "Wed 11 Mar 2026 16:00 CET (UTC+01:00)" in text  # quiet since, Berlin time
+    assert "(5d)" in text
+    assert "Jane Roe &lt;jane@globex.example&gt;" in html
+
+
+def test_check_in_says_how_long_the_client_has_heard_nothing() -> None:
+    """The check-in tells the owner to check in, with the client and the quiet time."""
+    message = reparse(render(NoticeKind.CHECK_IN))
+    assert message["Subject"] == "[SLA check-in] Globex: no message to the client for 7d"
+    text, _ = parts(message)
+    assert "Please check in with the client" in text
+    assert "Wed 11 Mar 2026 16:00 CET (UTC+01:00)" in text
+    assert "Latest conversation:  Checkout page fails" in text
 
 
 def test_warning_subject_says_what_is_due_and_when() -> None:
@@ -344,7 +385,8 @@ def test_non_ascii_subject_survives_the_wire(kind: NoticeKind) -> None:
     wire = message.as_bytes()
     assert wire.isascii()
     received = reparse(message)
-    assert subject in str(received["Subject"])
+    # A check-in is about the account, not one conversation: its subject names none.
+    assert subject in str(received["Subject"]) or kind is NoticeKind.CHECK_IN
     text, _ = parts(received)
     assert subject in text
 
@@ -425,7 +467,7 @@ def test_missing_facts_render_as_words_not_errors(kind: NoticeKind) -> None:
     renderer = NoticeRenderer(None, TEAM, "UTC")
     message = reparse(renderer.render(bare, unknown, None, None, OPENED))
     text, _ = parts(message)
-    assert "(no subject)" in str(message["Subject"])
+    assert "(no subject)" in str(message["Subject"]) or kind is NoticeKind.CHECK_IN
     assert "someone@elsewhere.example" in text or kind is NoticeKind.AUTO_ACK
     assert message["In-Reply-To"] is None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -14,11 +15,11 @@ from sla_daemon.adapters.mailparse import MalformedMessage, parse_message
 from sla_daemon.adapters.render import NoticeRenderer
 from sla_daemon.adapters.store import Store
 from sla_daemon.clock import FixedClock
-from sla_daemon.core.model import FolderKind
+from sla_daemon.core.model import FolderKind, Rules
 from sla_daemon.errors import TransientError
 from sla_daemon.ports import FetchedMessage, FolderBatch, FolderCursor
 from sla_daemon.service import SlaService
-from tests.unit.builders import NOW, TEAM, rules
+from tests.unit.builders import GLOBEX, NOW, TEAM, rules
 
 
 def _raw(
@@ -84,7 +85,11 @@ class FakeSender:
 
 
 def _service(
-    store: Store, source: FakeSource, sender: FakeSender, now: datetime = NOW
+    store: Store,
+    source: FakeSource,
+    sender: FakeSender,
+    now: datetime = NOW,
+    rules_: Rules | None = None,
 ) -> SlaService:
     return SlaService(
         store=store,
@@ -93,7 +98,7 @@ def _service(
         is_malformed=lambda exc: exc.reason if isinstance(exc, MalformedMessage) else None,
         renderer=NoticeRenderer(None, TEAM, "UTC"),
         sender=sender,
-        rules=rules(),
+        rules=rules_ or rules(),
         clock=FixedClock(now),
     )
 
@@ -244,3 +249,21 @@ def test_each_batch_is_summarised_in_one_log_line(tmp_path: Path) -> None:
     assert (summary["fetched"], summary["stored"], summary["quarantined"]) == (3, 2, 1)
     assert summary["roles"] == {"automated": 1, "client": 1}
     assert {e["log_level"] for e in logs if e["event"] == "message.stored"} == {"debug"}
+
+
+def test_check_in_is_sent_once_per_period_for_the_account(tmp_path: Path) -> None:
+    """A client nobody wrote to for 8 days: one check-in to the owner, not again next cycle."""
+    checked = replace(GLOBEX, check_in_every=timedelta(days=7))
+    policy = replace(rules(), accounts=(checked,))
+    at = NOW - timedelta(days=8)
+    source = FakeSource([(_raw("m1@globex.example", "dana@globex.example", "Help", at), at)])
+    sender = FakeSender()
+    service = _service(Store(tmp_path / "s.sqlite3"), source, sender, rules_=policy)
+    service.run_cycle()
+    check_ins = [m for m in sender.sent if m["X-SLA-Daemon"] == "check_in"]
+    assert len(check_ins) == 1
+    assert check_ins[0]["To"] == "alice@acme.example"
+    assert check_ins[0]["Subject"] == "[SLA check-in] Globex: no message to the client for 7d"
+    again = _service(service.store, source, sender, rules_=policy).run_cycle()
+    assert again.sent == 0
+    assert again.next_check_at is not None
