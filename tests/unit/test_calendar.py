@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -14,7 +15,7 @@ from sla_daemon.config import parse_config
 from sla_daemon.core.calendar import AlwaysOpen, BusinessCalendar, Range, parse_range
 from sla_daemon.core.engine import evaluate
 from sla_daemon.core.model import ClockPolicy
-from tests.unit.builders import NOW, client_mail, rules_on_calendar
+from tests.unit.builders import NOW, client_mail, rules_on_calendar, team_reply
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -338,3 +339,31 @@ def test_elapsed_matches_counting_minute_by_minute(
         if any(begin <= minute < end for begin, end in calendar.ranges_on(local.date())):
             counted += 1
     assert calendar.elapsed(start, start + timedelta(minutes=minutes)) == timedelta(minutes=counted)
+
+
+def test_a_pause_moves_the_due_time_by_exactly_the_paused_business_time() -> None:
+    """Waiting on the client for 20 business hours moves the plan due by 20 business hours.
+
+    Mon 09:00 request, Mon 09:10 acknowledged, Mon 10:00 waiting on the client, Wed 12:00
+    the client answers: paused Mon 10-18 (8h) + Tue (9h) + Wed 09-12 (3h) = 20h. Without
+    the pause 48 business hours end the next Monday 12:00; with it, 20 business hours
+    later: the next Wednesday 14:00.
+    """
+    opened = berlin(2026, 11, 2, 9, 0)
+    history = [
+        replace(client_mail("m1", 0), arrived_at=opened),
+        replace(team_reply("r0", 0, "m1"), arrived_at=berlin(2026, 11, 2, 9, 10)),
+        replace(
+            team_reply("r1", 0, "m1", keywords=("$WaitingOnClient",)),
+            arrived_at=berlin(2026, 11, 2, 10, 0),
+        ),
+        replace(client_mail("m2", 0, in_reply_to="r1"), arrived_at=berlin(2026, 11, 4, 12, 0)),
+    ]
+    now = berlin(2026, 11, 5, 12, 0)
+    status = evaluate("c", history, rules_on_calendar(OFFICE), {}, now).status
+    unpaused = evaluate("c", history[:2], rules_on_calendar(OFFICE), {}, now).status
+    assert unpaused.action_plan_due == berlin(2026, 11, 9, 12, 0)
+    assert status.action_plan_due == berlin(2026, 11, 11, 14, 0)
+    assert OFFICE.elapsed(berlin(2026, 11, 2, 10, 0), berlin(2026, 11, 4, 12, 0)) == timedelta(
+        hours=20
+    )
