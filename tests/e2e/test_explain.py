@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -38,7 +39,8 @@ def test_explain_names_the_breached_action_plan_its_due_time_and_how_late(
     berlin = ZoneInfo("Europe/Berlin")
     due = (arrivals["c"] + timedelta(hours=48)).astimezone(berlin).strftime("%a %d %b %H:%M")
     [line] = [x for x in result.stdout.splitlines() if x.strip().startswith("action_plan")]
-    assert f"due {due} (48h on 24x7): BREACHED, running 1h late" in line
+    # 49h old at seeding, so 1h late; a slow run may add a minute or two.
+    assert re.search(rf"due {due} \(48h on 24x7\): BREACHED, running 1h( \dm)? late", line)
     assert "started" in line and "by c@globex.example <c@globex.example>" in line
     assert "stopped" in result.stdout  # the acknowledge clock, by the team's reply
     assert "reply-c@acme.example" in result.stdout
