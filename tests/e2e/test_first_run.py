@@ -16,14 +16,13 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
-from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import ImapUser
+from tests.mailbuild import build_mail
 from tests.servers.dovecot import DovecotServer
 from tests.servers.smtp_sink import SmtpSink
 
@@ -43,17 +42,10 @@ def _mail(
     at: datetime,
     parent: str | None = None,
 ) -> bytes:
-    message = EmailMessage()
-    message["From"] = sender
-    message["To"] = to
-    message["Subject"] = subject
-    message["Date"] = format_datetime(at)
-    message["Message-ID"] = f"<{message_id}>"
-    if parent:
-        message["In-Reply-To"] = f"<{parent}>"
-        message["References"] = f"<{parent}>"
-    message.set_content(body)
-    return message.as_bytes()
+    mail = build_mail(
+        message_id, sender=sender, to=to, subject=subject, body=body, at=at, parent=parent
+    )
+    return mail.as_bytes()
 
 
 def _config(tmp_path: Path, user: ImapUser, sink: SmtpSink) -> Path:

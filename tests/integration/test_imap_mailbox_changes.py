@@ -9,8 +9,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
-from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +22,10 @@ from sla_daemon.core.model import ConversationState
 from sla_daemon.ports import FolderBatch, FolderCursor
 from sla_daemon.service import SlaService, evaluate_conversations
 from tests.conftest import ImapUser
+from tests.mailbuild import build_mail
 from tests.servers.dovecot import DovecotServer
 from tests.servers.smtp_sink import SmtpSink
+from tests.servers.sources import plain_imap_source
 
 pytestmark = pytest.mark.integration
 
@@ -35,17 +35,11 @@ PASSWORD_ENV = "CHANGES_IMAP_PASSWORD"
 def _mail(
     message_id: str, sender: str, to: str, subject: str, at: datetime, parent: str = ""
 ) -> bytes:
-    message = EmailMessage()
-    message["From"] = sender
-    message["To"] = to
-    message["Subject"] = subject
-    message["Date"] = format_datetime(at)
-    message["Message-ID"] = f"<{message_id}>"
-    if parent:
-        message["In-Reply-To"] = f"<{parent}>"
-        message["References"] = f"<{parent}>"
-    message.set_content("Thanks, we are looking into it." if parent else "Please help.")
-    return message.as_bytes()
+    body = "Thanks, we are looking into it." if parent else "Please help."
+    mail = build_mail(
+        message_id, sender=sender, to=to, subject=subject, body=body, at=at, parent=parent or None
+    )
+    return mail.as_bytes()
 
 
 def _request(at: datetime) -> bytes:
@@ -244,19 +238,9 @@ def test_recreated_inbox_folder_is_read_again_and_no_notice_goes_twice(
 
 
 def _source(user: ImapUser, **overrides: Any) -> ImapSource:
-    settings: dict[str, Any] = {
-        "name": "support",
-        "host": user.host,
-        "port": user.port,
-        "security": "none",
-        "username": user.username,
-        "password": user.password,
-        "inbox_folders": ["INBOX"],
-        "sent_folders": [],
-        "timeout": 10.0,
-    }
-    settings.update(overrides)
-    return ImapSource(**settings)
+    return plain_imap_source(
+        user.host, user.port, user.username, user.password, **{"sent_folders": [], **overrides}
+    )
 
 
 def _cursor(batches: list[FolderBatch]) -> dict[str, FolderCursor]:

@@ -22,6 +22,7 @@ from sla_daemon.errors import TransientError
 from sla_daemon.ports import FolderBatch, FolderCursor
 from tests.conftest import ImapUser
 from tests.servers.dovecot import DovecotServer
+from tests.servers.sources import plain_imap_source
 
 pytestmark = pytest.mark.integration
 
@@ -66,20 +67,9 @@ def uids(batches: Iterable[FolderBatch]) -> list[int]:
 
 def source_for(server: DovecotServer, username: str, password: str, **overrides: Any) -> ImapSource:
     """A plaintext source for ``username`` on ``server``; keywords override settings."""
-    settings: dict[str, Any] = {
-        "name": "support",
-        "host": server.host,
-        "port": server.port,
-        "security": "none",
-        "username": username,
-        "password": password,
-        "inbox_folders": ["INBOX"],
-        "sent_folders": ["Sent"],
-        "timeout": 10.0,
-        "retry_wait": (0.01, 0.05),
-    }
-    settings.update(overrides)
-    return ImapSource(**settings)
+    return plain_imap_source(
+        server.host, server.port, username, password, **{"retry_wait": (0.01, 0.05), **overrides}
+    )
 
 
 def new_user(server: DovecotServer) -> tuple[str, str]:

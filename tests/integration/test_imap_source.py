@@ -16,6 +16,7 @@ from sla_daemon.errors import AuthenticationError, ConfigError, TransientError
 from sla_daemon.ports import FolderBatch, FolderCursor
 from tests.conftest import ImapUser
 from tests.servers.dovecot import DovecotServer, free_port
+from tests.servers.sources import plain_imap_source
 
 pytestmark = pytest.mark.integration
 
@@ -64,19 +65,13 @@ def make_source(imap_user: ImapUser) -> Iterable[SourceFactory]:
     built: list[ImapSource] = []
 
     def build(**overrides: Any) -> ImapSource:
-        settings: dict[str, Any] = {
-            "name": "support",
+        account = {
             "host": imap_user.host,
             "port": imap_user.port,
-            "security": "none",
             "username": imap_user.username,
             "password": imap_user.password,
-            "inbox_folders": ["INBOX"],
-            "sent_folders": ["Sent"],
-            "timeout": 10.0,
         }
-        settings.update(overrides)
-        source = ImapSource(**settings)
+        source = plain_imap_source(**{**account, **overrides})
         built.append(source)
         return source
 

@@ -18,6 +18,7 @@ from structlog.testing import capture_logs
 from sla_daemon.adapters.imap import ImapSource
 from tests.conftest import ImapUser
 from tests.servers.dovecot import DovecotServer
+from tests.servers.sources import plain_imap_source
 
 pytestmark = pytest.mark.integration
 
@@ -43,21 +44,13 @@ def now() -> datetime:
 
 def source_for(server: DovecotServer, username: str, password: str, **overrides: Any) -> ImapSource:
     """A plaintext source for ``username`` on ``server``; keywords override settings."""
-    settings: dict[str, Any] = {
-        "name": "support",
-        "host": server.host,
-        "port": server.port,
-        "security": "none",
-        "username": username,
-        "password": password,
-        "inbox_folders": ["INBOX"],
-        "sent_folders": ["Sent"],
-        "timeout": 10.0,
-        "idle_check_interval": 0.2,
-        "watch_retry_wait": (0.05, 0.5),
-    }
-    settings.update(overrides)
-    return ImapSource(**settings)
+    return plain_imap_source(
+        server.host,
+        server.port,
+        username,
+        password,
+        **{"idle_check_interval": 0.2, "watch_retry_wait": (0.05, 0.5), **overrides},
+    )
 
 
 def wait_for(condition: Callable[[], bool], what: str) -> None:

@@ -7,7 +7,6 @@ import logging
 import mailbox
 from collections.abc import Iterator
 from email.message import EmailMessage
-from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from sla_daemon.cli import main
 from sla_daemon.core.threads import conversation_id_for_root
 from sla_daemon.inspection import CONFIG_FIELDS, FIELDS
 from sla_daemon.logs import reset_logging
+from tests.mailbuild import build_mail
 from tests.unit.builders import NOW
 
 CONFIG = """\
@@ -60,19 +60,16 @@ def _message(
     headers: dict[str, str] | None = None,
     body: str = "Hello",
 ) -> EmailMessage:
-    message = EmailMessage()
-    message["From"] = sender
-    message["To"] = to
-    message["Subject"] = subject
-    message["Date"] = format_datetime(NOW)
-    message["Message-ID"] = f"<{message_id}>"
-    if parent:
-        message["In-Reply-To"] = f"<{parent}>"
-        message["References"] = f"<{parent}>"
-    for name, value in (headers or {}).items():
-        message[name] = value
-    message.set_content(body)
-    return message
+    return build_mail(
+        message_id,
+        sender=sender,
+        to=to,
+        subject=subject,
+        at=NOW,
+        body=body,
+        parent=parent,
+        headers=headers,
+    )
 
 
 def _conversation() -> list[EmailMessage]:

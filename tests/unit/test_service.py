@@ -6,7 +6,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from email.utils import format_datetime
 from pathlib import Path
 
 import structlog.testing
@@ -19,22 +18,14 @@ from sla_daemon.core.model import FolderKind, Rules
 from sla_daemon.errors import TransientError
 from sla_daemon.ports import FetchedMessage, FolderBatch, FolderCursor
 from sla_daemon.service import SlaService
+from tests.mailbuild import build_mail
 from tests.unit.builders import GLOBEX, NOW, TEAM, rules
 
 
 def _raw(
     message_id: str, sender: str, subject: str, at: datetime, parent: str | None = None
 ) -> bytes:
-    message = EmailMessage()
-    message["From"] = sender
-    message["To"] = "support@acme.example"
-    message["Subject"] = subject
-    message["Date"] = format_datetime(at)
-    message["Message-ID"] = f"<{message_id}>"
-    if parent:
-        message["In-Reply-To"] = f"<{parent}>"
-    message.set_content("Hello")
-    return message.as_bytes()
+    return build_mail(message_id, sender=sender, subject=subject, at=at, parent=parent).as_bytes()
 
 
 class FakeSource:

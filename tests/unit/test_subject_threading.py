@@ -6,7 +6,6 @@ import sqlite3
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
@@ -29,6 +28,7 @@ from sla_daemon.core.threads import (
 )
 from sla_daemon.ports import FetchedMessage, FolderBatch, FolderCursor
 from sla_daemon.service import SlaService
+from tests.mailbuild import build_mail
 from tests.unit.builders import NOW, TEAM, rules
 
 CLIENT = "dana@globex.example"
@@ -280,14 +280,7 @@ def test_migration_indexes_messages_stored_before_it(tmp_path: Path) -> None:
 
 
 def _raw(message_id: str, subject: str, at: datetime, sender: str = CLIENT) -> bytes:
-    message = EmailMessage()
-    message["From"] = sender
-    message["To"] = "support@acme.example"
-    message["Subject"] = subject
-    message["Date"] = format_datetime(at)
-    message["Message-ID"] = f"<{message_id}>"
-    message.set_content("Hello")
-    return message.as_bytes()
+    return build_mail(message_id, sender=sender, subject=subject, at=at).as_bytes()
 
 
 class _Source:
