@@ -37,7 +37,7 @@ from sla_daemon.adapters.imap_flags import (
     flag_updates,
     remember,
 )
-from sla_daemon.adapters.imap_idle import Backoff, WatchStarter
+from sla_daemon.adapters.imap_idle import Backoff, WatchSettings, WatchStarter
 from sla_daemon.adapters.imapwire import (
     batched,
     describe,
@@ -192,17 +192,20 @@ class ImapSource:
         if not self.idle:
             _log.info("imap watch off", mailbox=self.name, reason="idle is false")
             return
-        starter = WatchStarter(
+        settings = WatchSettings(
             mailbox=self.name,
             server=self.server,
-            inbox_folders=self.inbox_folders,
-            find_sent_folders=self._sent_folders,
             connect=self._login.connect_once,
             wake=wake,
             stop=stop,
             renew=self.idle_renew,
             check_every=self._idle_check_interval,
             retry_wait=self._watch_retry_wait,
+        )
+        starter = WatchStarter(
+            settings,
+            inbox_folders=self.inbox_folders,
+            find_sent_folders=self._sent_folders,
             threads=self.watch_threads,
         )
         thread = threading.Thread(target=starter.run, name=f"imap-watch-{self.name}")

@@ -20,6 +20,7 @@ import select
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import structlog
 import tenacity
@@ -61,37 +62,36 @@ class Backoff:
         self.failures = 0
 
 
+@dataclass(frozen=True)
+class WatchSettings:
+    """What every watcher of one mailbox shares."""
+
+    mailbox: str
+    server: str
+    connect: Connect
+    wake: Wake
+    stop: threading.Event
+    renew: float
+    """Seconds between re-issued IDLE commands."""
+    check_every: float
+    """Seconds between looks at ``stop`` while idling."""
+    retry_wait: tuple[float, float]
+    """First and longest wait between reconnects."""
+
+
 class FolderWatcher:
     """Keeps one folder of one mailbox in IDLE until ``stop`` is set."""
 
-    def __init__(
-        self,
-        *,
-        mailbox: str,
-        server: str,
-        folder: str,
-        connect: Connect,
-        wake: Wake,
-        stop: threading.Event,
-        renew: float,
-        check_every: float,
-        retry_wait: tuple[float, float],
-    ) -> None:
-        self.mailbox = mailbox
-        self.server = server
+    def __init__(self, settings: WatchSettings, folder: str) -> None:
+        self.settings = settings
         self.folder = folder
-        self._connect = connect
-        self._wake = wake
-        self._stop = stop
-        self._renew = renew
-        self._check_every = check_every
-        self._backoff = Backoff(*retry_wait)
+        self._backoff = Backoff(*settings.retry_wait)
         self._interrupted = False
 
     def run(self) -> None:
         """Watch until ``stop`` is set; never raises (it is a thread's whole life)."""
         retrying = tenacity.Retrying(
-            stop=tenacity.stop_when_event_set(self._stop),
+            stop=tenacity.stop_when_event_set(self.settings.stop),
             wait=self._backoff,
             sleep=self._sleep,
             retry=tenacity.retry_if_exception_type(Exception),
@@ -101,25 +101,25 @@ class FolderWatcher:
         try:
             retrying(self._session)
         except Exception as exc:
-            if not self._stop.is_set():  # tenacity stops retrying only when stopping
+            if not self.settings.stop.is_set():  # tenacity stops retrying only when stopping
                 _log.error(
                     "imap watch ended",
-                    mailbox=self.mailbox,
+                    mailbox=self.settings.mailbox,
                     folder=self.folder,
                     error=describe(exc),
                 )
-        _log.debug("imap watch stopped", mailbox=self.mailbox, folder=self.folder)
+        _log.debug("imap watch stopped", mailbox=self.settings.mailbox, folder=self.folder)
 
     def _sleep(self, seconds: float) -> None:
-        self._stop.wait(seconds)  # a stop ends the wait at once
+        self.settings.stop.wait(seconds)  # a stop ends the wait at once
 
     def _log_retry(self, state: tenacity.RetryCallState) -> None:
         self._interrupted = True
         error = state.outcome.exception() if state.outcome else None
         _log.warning(
             "imap watch failed, retrying",
-            mailbox=self.mailbox,
-            server=self.server,
+            mailbox=self.settings.mailbox,
+            server=self.settings.server,
             folder=self.folder,
             attempt=self._backoff.failures,
             retry_in_s=round(state.upcoming_sleep, 2),
@@ -128,33 +128,35 @@ class FolderWatcher:
 
     def _session(self) -> None:
         """One connection: EXAMINE, then IDLE in rounds of ``renew`` seconds."""
-        if self._stop.is_set():
+        if self.settings.stop.is_set():
             return
-        client = self._connect()
+        client = self.settings.connect()
         try:
             client.select_folder(self.folder, readonly=True)
-            while not self._stop.is_set():
+            while not self.settings.stop.is_set():
                 client.idle()
                 self._backoff.reset()
-                _log.debug("imap watch idle", mailbox=self.mailbox, folder=self.folder)
+                _log.debug("imap watch idle", mailbox=self.settings.mailbox, folder=self.folder)
                 if self._interrupted:
                     # Listening again: whatever arrived meanwhile is read by the next poll.
                     self._interrupted = False
-                    _log.info("imap watch resumed", mailbox=self.mailbox, folder=self.folder)
-                    self._wake()
-                self._idle_round(client, time.monotonic() + self._renew)
+                    _log.info(
+                        "imap watch resumed", mailbox=self.settings.mailbox, folder=self.folder
+                    )
+                    self.settings.wake()
+                self._idle_round(client, time.monotonic() + self.settings.renew)
                 _text, responses = client.idle_done()
                 if reports_change(responses):
-                    self._wake()
+                    self.settings.wake()
         finally:
             _close(client)
 
     def _idle_round(self, client: IMAPClient, until: float) -> None:
-        while not self._stop.is_set():
+        while not self.settings.stop.is_set():
             left = until - time.monotonic()
             if left <= 0:
                 return
-            responses = client.idle_check(timeout=min(self._check_every, left))
+            responses = client.idle_check(timeout=min(self.settings.check_every, left))
             if reports_bye(responses):
                 raise ConnectionLost(f"the server said BYE: {responses!r}")
             if not responses and _readable(client):
@@ -165,11 +167,11 @@ class FolderWatcher:
             if reports_change(responses):
                 _log.debug(
                     "imap watch woke",
-                    mailbox=self.mailbox,
+                    mailbox=self.settings.mailbox,
                     folder=self.folder,
                     responses=len(responses),
                 )
-                self._wake()
+                self.settings.wake()
 
 
 def _readable(client: IMAPClient) -> bool:
@@ -206,35 +208,21 @@ class WatchStarter:
 
     def __init__(
         self,
+        settings: WatchSettings,
         *,
-        mailbox: str,
-        server: str,
         inbox_folders: Sequence[str],
         find_sent_folders: Callable[[IMAPClient], Sequence[str]],
-        connect: Connect,
-        wake: Wake,
-        stop: threading.Event,
-        renew: float,
-        check_every: float,
-        retry_wait: tuple[float, float],
         threads: list[threading.Thread],
     ) -> None:
-        self.mailbox = mailbox
-        self.server = server
+        self.settings = settings
         self._inbox_folders = tuple(inbox_folders)
         self._find_sent_folders = find_sent_folders
-        self._connect = connect
-        self._wake = wake
-        self._stop = stop
-        self._renew = renew
-        self._check_every = check_every
-        self._retry_wait = retry_wait
         self._threads = threads
 
     def run(self) -> None:
         """Start the watchers (or log why not); never raises."""
-        backoff = Backoff(*self._retry_wait)
-        while not self._stop.is_set():
+        backoff = Backoff(*self.settings.retry_wait)
+        while not self.settings.stop.is_set():
             try:
                 folders = self._folders()
                 break
@@ -242,47 +230,42 @@ class WatchStarter:
                 wait = backoff()
                 _log.warning(
                     "imap watch failed, retrying",
-                    mailbox=self.mailbox,
-                    server=self.server,
+                    mailbox=self.settings.mailbox,
+                    server=self.settings.server,
                     attempt=backoff.failures,
                     retry_in_s=wait,
                     error=describe(exc),
                 )
-                self._stop.wait(wait)
+                self.settings.stop.wait(wait)
         else:
             return
         if folders is None:
             _log.warning(
                 "imap watch off",
-                mailbox=self.mailbox,
-                server=self.server,
+                mailbox=self.settings.mailbox,
+                server=self.settings.server,
                 reason="the server does not offer IDLE; new mail is found by polling",
             )
             return
         for folder in folders:
-            watcher = FolderWatcher(
-                mailbox=self.mailbox,
-                server=self.server,
-                folder=folder,
-                connect=self._connect,
-                wake=self._wake,
-                stop=self._stop,
-                renew=self._renew,
-                check_every=self._check_every,
-                retry_wait=self._retry_wait,
-            )
+            watcher = FolderWatcher(self.settings, folder)
             thread = threading.Thread(
-                target=watcher.run, name=f"imap-watch-{self.mailbox}-{folder}", daemon=True
+                target=watcher.run, name=f"imap-watch-{self.settings.mailbox}-{folder}", daemon=True
             )
             thread.start()
             self._threads.append(thread)
-        _log.info("imap watching", mailbox=self.mailbox, folders=folders, renew_s=self._renew)
+        _log.info(
+            "imap watching",
+            mailbox=self.settings.mailbox,
+            folders=folders,
+            renew_s=self.settings.renew,
+        )
         if backoff.failures:
-            self._wake()  # the server is back; a poll that failed meanwhile can run again
+            self.settings.wake()  # the server is back; a poll that failed meanwhile can run again
 
     def _folders(self) -> list[str] | None:
         """The folders to watch, or None when the server has no IDLE."""
-        client = self._connect()
+        client = self.settings.connect()
         try:
             if not client.has_capability("IDLE"):
                 return None
