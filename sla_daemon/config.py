@@ -10,9 +10,7 @@ docs/configuration.md is the reference. A file that does not validate raises
 from __future__ import annotations
 
 import os
-import re
 from datetime import timedelta
-from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,6 +19,8 @@ from pydantic import ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
 from sla_daemon.config_calendars import CalendarConfig
+from sla_daemon.config_checks import cross_checks
+from sla_daemon.config_notices import NoticesConfig
 from sla_daemon.config_types import (
     ByteSize,
     Duration,
@@ -30,7 +30,6 @@ from sla_daemon.config_types import (
     TimeZoneName,
 )
 from sla_daemon.errors import ConfigError
-from sla_daemon.hosts import is_loopback_host
 from sla_daemon.yamlpos import KeyPath, compose_with_lines, describe_path, line_for
 
 DEFAULT_CONFIG_PATH = Path("/etc/sla-daemon/config.yaml")
@@ -239,95 +238,12 @@ class Config(Section):
     markers: MarkersConfig = MarkersConfig()
     ingest: IngestConfig = IngestConfig()
     templates_dir: Path | None = None  # overrides the shipped notice templates
+    notices: NoticesConfig = NoticesConfig()  # caps, batching, quiet hours, retries
 
     @property
     def poll_interval(self) -> timedelta:
         """How often the daemon runs a cycle: the shortest mailbox poll interval."""
         return min(m.poll_interval for m in self.mailboxes)
-
-
-def _cross_checks(config: Config) -> list[tuple[KeyPath, str]]:
-    """Checks that span several keys; each problem names the key to fix."""
-    problems: list[tuple[KeyPath, str]] = []
-    if not parseaddr(config.team.from_)[1] or "@" not in parseaddr(config.team.from_)[1]:
-        problems.append((("team", "from"), f"expected a mail address, got {config.team.from_!r}"))
-    names: set[str] = set()
-    for index, mailbox in enumerate(config.mailboxes):
-        where: KeyPath = ("mailboxes", index)
-        if mailbox.name in names:
-            problems.append(((*where, "name"), f"mailbox name {mailbox.name!r} is used twice"))
-        names.add(mailbox.name)
-        if (mailbox.host is None) == (mailbox.path is None):
-            problems.append((where, "give either host (IMAP) or path (Maildir/mbox)"))
-        if mailbox.host is not None:
-            if mailbox.username is None:
-                problems.append(((*where, "username"), "an IMAP mailbox needs a username"))
-            if not mailbox.secret_sources():
-                problems.append(
-                    (where, "an IMAP mailbox needs password, password_file or password_env")
-                )
-            if mailbox.security == "none" and not is_loopback_host(mailbox.host):
-                problems.append(
-                    ((*where, "security"), "none sends the password in clear; loopback only")
-                )
-        if len(mailbox.secret_sources()) > 1:
-            problems.append((where, "give only one of " + ", ".join(mailbox.secret_sources())))
-    if config.smtp.security == "none" and not is_loopback_host(config.smtp.host):
-        problems.append((("smtp", "security"), "none is only allowed to a loopback host"))
-    if len(config.smtp.secret_sources()) > 1:
-        problems.append((("smtp",), "give only one of " + ", ".join(config.smtp.secret_sources())))
-    for index, account in enumerate(config.accounts):
-        if account.policy not in config.policies:
-            known = ", ".join(sorted(config.policies)) or "none"
-            problems.append(
-                (
-                    ("accounts", index, "policy"),
-                    f"no policy named {account.policy!r} (defined: {known})",
-                )
-            )
-    problems += _calendar_problems(config)
-    if config.default_account is not None and config.default_account not in {
-        a.name for a in config.accounts
-    }:
-        problems.append((("default_account",), f"no account named {config.default_account!r}"))
-    for kind in ("action_plan", "waiting_on_client"):
-        marker_set: MarkerSetConfig = getattr(config.markers, kind)
-        for index, pattern in enumerate(marker_set.body_patterns):
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                problems.append(
-                    (("markers", kind, "body_patterns", index), f"not a regular expression: {exc}")
-                )
-    for key in ("patterns", "request_patterns"):
-        for index, pattern in enumerate(getattr(config.markers.courtesy, key)):
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                problems.append(
-                    (("markers", "courtesy", key, index), f"not a regular expression: {exc}")
-                )
-    return problems
-
-
-def _calendar_problems(config: Config) -> list[tuple[KeyPath, str]]:
-    """Problems of the ``calendars`` section and of the calendars policies name."""
-    problems: list[tuple[KeyPath, str]] = []
-    for name, calendar in config.calendars.items():
-        if name == "24x7":
-            problems.append((("calendars", name), "24x7 is built in; give this calendar a name"))
-        found = calendar.parsed()[2] + calendar.holiday_region()[2]
-        problems += [(("calendars", name, *where), message) for where, message in found]
-    for name, policy in config.policies.items():
-        if policy.calendar != "24x7" and policy.calendar not in config.calendars:
-            known = ", ".join(["24x7", *sorted(config.calendars)])
-            problems.append(
-                (
-                    ("policies", name, "calendar"),
-                    f"no calendar named {policy.calendar!r} (defined: {known})",
-                )
-            )
-    return problems
 
 
 def _message(error: Any) -> str:
@@ -337,7 +253,7 @@ def _message(error: Any) -> str:
     if kind == "extra_forbidden":
         return "unknown key"
     message = str(error["msg"])
-    if kind in {"duration", "size", "timezone"}:
+    if kind in {"duration", "size", "timezone", "clock_time"}:
         return message
     value = error.get("input")
     if kind == "literal_error" or not isinstance(value, dict | list):
@@ -378,7 +294,7 @@ def parse_config(text: str, filename: str) -> Config:
                 f"{filename}:{line_for(lines, loc)}: {describe_path(loc)}: {_message(error)}"
             )
         raise ConfigError(problems) from None
-    cross = _cross_checks(config)
+    cross = cross_checks(config)
     if cross:
         raise ConfigError(
             [
