@@ -330,6 +330,7 @@ def inspect_paths(
     accounts are used; without, the default markers. Opens no database and no connection.
     """
     from sla_daemon.core.model import FolderKind
+    from sla_daemon.core.threads import without_known_people
     from sla_daemon.inspection import Inspected, inspect_messages
 
     rules = build_rules(config) if config is not None else None
@@ -355,6 +356,8 @@ def inspect_paths(
         except MalformedMessage as exc:
             messages.append(Inspected(label, error=exc.reason))
             continue
+        if rules is not None:
+            facts = without_known_people(facts, rules)
         messages.append(Inspected(label, facts=facts))
     return inspect_messages(messages, markers, rules)
 

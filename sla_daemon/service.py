@@ -25,7 +25,7 @@ from sla_daemon.core.model import (
     MessageFacts,
     Rules,
 )
-from sla_daemon.core.threads import ids_to_link, plan_threading
+from sla_daemon.core.threads import ids_to_link, plan_threading, without_known_people
 from sla_daemon.errors import AuthenticationError, TransientError
 from sla_daemon.outbox import NoticeRenderer, Outbox, OutboxReport
 from sla_daemon.ports import FetchedMessage, FolderBatch, FolderCursor, MailSource, NoticeSender
@@ -155,7 +155,7 @@ class SlaService:
                 report.fetched += 1
                 facts = self._parse(batch, fetched, now, report)
                 if facts is not None:
-                    parsed.append((fetched, facts))
+                    parsed.append((fetched, without_known_people(facts, self.rules)))
             parsed.sort(key=lambda pair: (pair[1].arrived_at, pair[1].message_id))
             # The links of the whole batch in one lookup, kept current as it is stored.
             links = self.store.conversation_links(

@@ -180,10 +180,7 @@ def _parse(
     senders = parse_addresses(values.all("from")[:1], hint)
     to = parse_addresses(values.all("to"), hint)
     cc = parse_addresses(values.all("cc"), hint)
-    recipients = [*to, *cc, *senders]
-    in_reply_to, earlier = _parent_and_earlier(
-        id_tokens(values.first("in-reply-to")), {a.email for a in recipients}
-    )
+    in_reply_to, earlier = _parent_and_earlier(id_tokens(values.first("in-reply-to")))
     references = tuple(
         dict.fromkeys(
             ref for ref in (*earlier, *id_tokens(values.first("references"))) if ref != message_id
@@ -295,21 +292,18 @@ def _charset_hint(message: Message) -> str | None:
     return None
 
 
-def _parent_and_earlier(
-    tokens: Sequence[str], addresses: set[str]
-) -> tuple[str | None, tuple[str, ...]]:
+def _parent_and_earlier(tokens: Sequence[str]) -> tuple[str | None, tuple[str, ...]]:
     """The parent named by In-Reply-To, and any other ids it names.
 
     Some clients (exmh, old MH) write ``Message from Name <address> of DATE <id>``: the
     id is the last token, and an earlier one may be a person's address. The last token is
-    the parent; the earlier ones are kept as further references unless they are an
-    address of this message's participants (linking a person's address would join every
-    thread they take part in).
+    the parent; the earlier ones are kept as further references, as every threader reads
+    them. Which of them is a person we know is the rules' business, not the parser's
+    (``core.threads.without_known_people``).
     """
     if not tokens:
         return None, ()
-    earlier = tuple(t for t in tokens[:-1] if t.lower() not in addresses)
-    return tokens[-1], earlier
+    return tokens[-1], tuple(tokens[:-1])
 
 
 def _arrived_at(internaldate: datetime | None, date: datetime | None, now: datetime) -> datetime:

@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
+from sla_daemon.core.classify import account_for_address, is_team_address
 from sla_daemon.core.model import MessageFacts, Rules
 from sla_daemon.core.subjects import (
     GENERIC_SUBJECTS,
@@ -61,6 +62,7 @@ __all__ = [
     "subject_key",
     "subject_match",
     "thread_root",
+    "without_known_people",
 ]
 
 
@@ -81,6 +83,38 @@ class ThreadingPlan:
     conversation (counted and logged apart from header threading)."""
     reason: str = ""
     """Why the subject fallback joined (empty otherwise)."""
+
+
+def without_known_people(facts: MessageFacts, rules: Rules) -> MessageFacts:
+    """``facts`` without the relations that are the address of a person the rules know.
+
+    exmh and old MH write ``In-Reply-To: Message from Name <address> of DATE <id>``: the
+    address looks like a Message-ID. Linked as one, it would join every conversation in
+    which someone answered that person, so a client's unrelated requests would become
+    one. A relation is dropped when it equals the address of one of the message's own
+    participants (From, To, Cc, Reply-To) whom the rules know: the team or a client of an
+    account. Addresses of people the rules do not know stay relations, as in every other
+    threader (notmuch, JWZ): nobody's SLA hangs on them.
+    """
+    people = {
+        address.email.lower()
+        for address in (
+            *facts.recipients,
+            *facts.reply_to,
+            *((facts.sender,) if facts.sender else ()),
+        )
+        if is_team_address(address.email, rules)
+        or account_for_address(address.email, rules) is not None
+    }
+    if not people:
+        return facts
+    references = tuple(ref for ref in facts.references if ref.lower() not in people)
+    in_reply_to = facts.in_reply_to
+    if in_reply_to is not None and in_reply_to.lower() in people:
+        in_reply_to = None
+    if references == facts.references and in_reply_to == facts.in_reply_to:
+        return facts
+    return replace(facts, references=references, in_reply_to=in_reply_to)
 
 
 def related_ids(facts: MessageFacts) -> tuple[str, ...]:

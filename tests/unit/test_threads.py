@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sla_daemon.core.model import MessageFacts
+from sla_daemon.core.model import Address, MessageFacts
 from sla_daemon.core.threads import (
     ThreadingPlan,
     ThreadMap,
@@ -18,7 +19,9 @@ from sla_daemon.core.threads import (
     plan_threading,
     related_ids,
     thread_root,
+    without_known_people,
 )
+from tests.unit.builders import rules
 
 AT = datetime(2026, 11, 24, tzinfo=UTC)
 
@@ -245,3 +248,40 @@ def test_thread_map_applies_plans_like_a_plain_dictionary(order: list[int]) -> N
     expected = _planned(messages)
     ours = {facts.message_id: threads.conversation_of(facts.message_id) for facts in messages}
     assert ours == expected
+
+
+def test_a_known_persons_address_in_the_references_is_not_a_relation() -> None:
+    """Exmh's ``Message from Dana <dana@globex.example> ...``: a client is no Message-ID.
+
+    Two unrelated replies to the same client would otherwise share the "ghost" id
+    dana@globex.example and become one conversation.
+    """
+    dana = Address("dana@globex.example", "Dana")
+    first, second = (
+        replace(
+            _facts(f"reply-{n}@acme.example", f"request-{n}@globex.example"),
+            sender=Address("alice@acme.example"),
+            to=(dana,),
+            references=("dana@globex.example",),
+        )
+        for n in (1, 2)
+    )
+    assert (
+        _thread([first, second])["reply-1@acme.example"]
+        == _thread([first, second])["reply-2@acme.example"]
+    )  # read literally, the shared address joins them
+    cleaned = [without_known_people(facts, rules()) for facts in (first, second)]
+    assert cleaned[0].references == () and cleaned[0].in_reply_to == "request-1@globex.example"
+    threads = _thread(cleaned)
+    assert threads["reply-1@acme.example"] != threads["reply-2@acme.example"]
+
+
+def test_an_unknown_persons_address_stays_a_relation() -> None:
+    """An address of nobody the rules know (no team, no account) is kept, as notmuch does."""
+    facts = replace(
+        _facts("reply@lists.example", "parent@lists.example"),
+        sender=Address("someone@lists.example"),
+        to=(Address("bob@elsewhere.example"),),
+        references=("bob@elsewhere.example",),
+    )
+    assert without_known_people(facts, rules()) is facts
