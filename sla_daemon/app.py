@@ -20,6 +20,7 @@ from sla_daemon.adapters.mailparse import MalformedMessage, parse_message
 from sla_daemon.adapters.render import NoticeRenderer
 from sla_daemon.adapters.smtp import SmtpSender
 from sla_daemon.adapters.store import Store
+from sla_daemon.adapters.systemd import SystemdNotifier
 from sla_daemon.clock import Clock, SystemClock
 from sla_daemon.config import (
     AccountConfig,
@@ -217,6 +218,11 @@ def open_store(config: Config, *, readonly: bool = False) -> Store:
 
 def _malformed_reason(exc: Exception) -> str | None:
     return exc.reason if isinstance(exc, MalformedMessage) else None
+
+
+def build_notifier() -> SystemdNotifier:
+    """The systemd notifier (it does nothing when not started by systemd)."""
+    return SystemdNotifier()
 
 
 def build_service(

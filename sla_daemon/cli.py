@@ -176,7 +176,7 @@ def _offsets(values: Sequence[timedelta]) -> str:
 
 
 def _run(config: Config, *, once: bool, dry_run: bool) -> int:
-    from sla_daemon.app import build_service
+    from sla_daemon.app import build_notifier, build_service
     from sla_daemon.runner import Runner
 
     service = build_service(config, dry_run=dry_run)
@@ -185,7 +185,8 @@ def _run(config: Config, *, once: bool, dry_run: bool) -> int:
         if report.login_failures:
             raise ConfigError(report.login_failures)
         return EX_TEMPFAIL if report.source_errors else 0
-    runner = Runner(service.run_cycle, config.poll_interval)
+    notifier = build_notifier()
+    runner = Runner(service.run_cycle, config.poll_interval, notifier=notifier)
 
     def _stop(signum: int, frame: FrameType | None) -> None:
         log.info("runner.signal", signal=signal.Signals(signum).name)
@@ -197,10 +198,12 @@ def _run(config: Config, *, once: bool, dry_run: bool) -> int:
     if first.login_failures:
         # A refused login at start-up needs a person; systemd must not restart-loop on it.
         raise ConfigError(first.login_failures)
+    runner.after_cycle(first)
     for source in service.sources:
         source.watch(runner.wake, runner.stop_event)
     runner.wait_after(first)
     runner.run()
+    notifier.stopping()
     for source in service.sources:
         source.close()
     return 0

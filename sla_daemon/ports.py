@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Protocol
 
@@ -104,4 +104,31 @@ class NoticeSender(Protocol):
 
         Raises ``TransientError`` (retry later) or ``PermanentError`` (give up, record).
         """
+        ...
+
+
+class ServiceNotifier(Protocol):
+    """The service manager's view of the daemon (systemd's notify protocol)."""
+
+    watchdog_interval: timedelta | None
+    """How often the manager expects a sign of life, or None when it expects none."""
+
+    def ready(self, status: str) -> None:
+        """The daemon does its job now."""
+        ...
+
+    def status(self, status: str) -> None:
+        """One line on what the daemon is doing."""
+        ...
+
+    def watchdog(self) -> None:
+        """A sign of life from a healthy main loop."""
+        ...
+
+    def reloading(self) -> None:
+        """The configuration is being re-read."""
+        ...
+
+    def stopping(self) -> None:
+        """The daemon is shutting down."""
         ...

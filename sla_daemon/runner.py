@@ -3,6 +3,11 @@
 Between cycles the runner sleeps until the first of: the poll interval, the next moment
 a deadline calls for a notice (so a warning goes out on time even when no mail
 arrives), a wake-up from a mailbox watcher (IMAP IDLE), or a stop request.
+
+Under systemd (``Type=notify``) it says ``READY=1`` after the first cycle that read a
+mailbox, keeps ``STATUS=`` current, and sends ``WATCHDOG=1`` only while its cycles end
+normally: a loop that hangs or fails cycle after cycle stops the signs of life, and
+systemd restarts the service after ``WatchdogSec=``.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from datetime import timedelta
 import structlog
 
 from sla_daemon.clock import Clock, SystemClock
+from sla_daemon.ports import ServiceNotifier
 from sla_daemon.service import CycleReport
 
 log = structlog.get_logger(__name__)
@@ -33,22 +39,45 @@ class Runner:
         interval: timedelta,
         stop_event: threading.Event | None = None,
         clock: Clock | None = None,
+        notifier: ServiceNotifier | None = None,
     ) -> None:
         self.cycle = cycle
         self.interval = interval
         self.stop_event = stop_event or threading.Event()
         self.clock = clock or SystemClock()
+        self.notifier = notifier
         self.iterations = 0
+        self.healthy = False
+        """Whether the last cycle ended normally (it may still report a mailbox down)."""
+        self._ready = False
         self._wake = threading.Event()
 
     def one_iteration(self) -> CycleReport | None:
         """Run one cycle; return its report, or None when it failed unexpectedly."""
         self.iterations += 1
         try:
-            return self.cycle()
+            report = self.cycle()
         except Exception:
             log.exception("cycle.failed", iteration=self.iterations)
-            return None
+            report = None
+        self.after_cycle(report)
+        return report
+
+    def after_cycle(self, report: CycleReport | None) -> None:
+        """Tell the service manager how the cycle went (ready, status, sign of life)."""
+        self.healthy = report is not None
+        if self.notifier is None:
+            return
+        if report is None:
+            self.notifier.status("the last cycle failed unexpectedly; see the log")
+            return
+        line = cycle_status(report, self.clock)
+        if not self._ready and report.synced:
+            self._ready = True
+            self.notifier.ready(line)
+        else:
+            self.notifier.status(line)
+        self.notifier.watchdog()
 
     def seconds_to_wait(self, report: CycleReport | None) -> float:
         """How long to sleep after a cycle: the poll interval or the next deadline."""
@@ -69,8 +98,23 @@ class Runner:
         log.info("runner.stopped", iterations=self.iterations)
 
     def wait_after(self, report: CycleReport | None) -> None:
-        """Sleep after a cycle until the interval, the next deadline, a wake or a stop."""
-        woken = self._wake.wait(self.seconds_to_wait(report))
+        """Sleep after a cycle until the interval, the next deadline, a wake or a stop.
+
+        With a systemd watchdog the sleep is cut into slices of half its period, with a
+        sign of life between them while the last cycle was healthy.
+        """
+        remaining = self.seconds_to_wait(report)
+        period = self.notifier.watchdog_interval if self.notifier is not None else None
+        slice_seconds = period.total_seconds() / 2 if period is not None else None
+        woken = False
+        while True:
+            step = remaining if slice_seconds is None else min(remaining, slice_seconds)
+            woken = self._wake.wait(step)
+            remaining -= step
+            if woken or remaining <= 0:
+                break
+            if self.notifier is not None and self.healthy:
+                self.notifier.watchdog()
         self._wake.clear()
         if woken and not self.stop_event.is_set():
             log.debug("runner.woken")
@@ -83,3 +127,18 @@ class Runner:
         """Ask the loop to finish after the current cycle; safe from a signal handler."""
         self.stop_event.set()
         self._wake.set()
+
+
+def cycle_status(report: CycleReport, clock: Clock) -> str:
+    """One line for ``systemctl status``: what the last cycle read, sent and lacks."""
+    parts = [f"{len(report.synced)} mailbox(es) synced"]
+    down = report.source_errors + report.login_failures
+    if down:
+        parts.append(f"{len(down)} unavailable ({', '.join(e.split(':')[0] for e in down)})")
+    parts.append(f"{report.stored} new message(s), {report.sent} notice(s) sent")
+    if report.failed:
+        parts.append(f"{report.failed} failed")
+    if report.next_check_at is not None:
+        minutes = max(0, int((report.next_check_at - clock.now()).total_seconds() // 60))
+        parts.append(f"next deadline check in {minutes} min")
+    return "; ".join(parts)

@@ -63,6 +63,8 @@ class CycleReport(OutboxReport):
     quarantined: int = 0
     source_errors: list[str] = field(default_factory=list)
     login_failures: list[str] = field(default_factory=list)
+    synced: list[str] = field(default_factory=list)
+    """The mailboxes read completely in this cycle."""
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,7 @@ class SlaService:
             try:
                 for batch in source.poll(self.store.cursors(source.name), backfill_since):
                     self._store_batch(batch, report)
+                report.synced.append(source.name)
             except AuthenticationError as exc:
                 log.error("source.login_refused", mailbox=source.name, error=str(exc))
                 report.login_failures.append(f"{source.name}: {exc}")
