@@ -152,7 +152,13 @@ class Briefings:
             report.suppressed += 1
             log.info("briefing.suppressed", key=key, owner=briefing.owner, reason=NOTHING_TO_SAY)
             return
-        message = self.renderer.render_briefing(key, briefing, now)
+        try:
+            message = self.renderer.render_briefing(key, briefing, now)
+        except Exception as exc:
+            # One owner's briefing that cannot be rendered (a broken template override)
+            # must not hold back the other notices; it is tried again next cycle.
+            log.error("briefing.render_failed", key=key, owner=briefing.owner, error=str(exc))
+            return
         with store.transaction():
             store.decide(
                 key,

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 from enum import StrEnum
 
+# ``_wall`` is the calendars' own wall-clock rule (skipped and repeated times), kept as one.
 from sla_daemon.core.calendar import BusinessCalendar, _wall
 from sla_daemon.core.model import (
     ClockName,
