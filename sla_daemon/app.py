@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import holidays
 
@@ -18,9 +19,11 @@ from sla_daemon.adapters.imap import ImapSource
 from sla_daemon.adapters.local import LocalSource
 from sla_daemon.adapters.mailparse import MalformedMessage, parse_message
 from sla_daemon.adapters.render import NoticeRenderer
+from sla_daemon.adapters.render_briefing import BriefingRenderer
 from sla_daemon.adapters.smtp import SmtpSender
 from sla_daemon.adapters.store import Store
 from sla_daemon.adapters.systemd import SystemdNotifier
+from sla_daemon.briefings import Briefings
 from sla_daemon.clock import Clock, SystemClock
 from sla_daemon.config import (
     AccountConfig,
@@ -254,6 +257,19 @@ def build_service(
             backfill=config.ingest.backfill, max_body_bytes=config.ingest.max_body_bytes
         ),
         dry_run=dry_run,
+        briefings=build_briefings(config, rules),
+    )
+
+
+def build_briefings(config: Config, rules: Rules) -> Briefings | None:
+    """The owners' morning briefings at ``notices.briefing_at``; None when it is not set."""
+    if config.notices.briefing_at is None:
+        return None
+    return Briefings(
+        renderer=BriefingRenderer(config.templates_dir, rules.team, config.timezone),
+        rules=rules,
+        briefing_at=config.notices.briefing_at,
+        default_zone=ZoneInfo(config.timezone),
     )
 
 

@@ -14,6 +14,7 @@ from typing import Protocol
 import structlog
 
 from sla_daemon.adapters.store import Store
+from sla_daemon.briefings import Briefings
 from sla_daemon.clock import Clock
 from sla_daemon.core.aftercare import AccountContact, account_contacts, check_in_evaluations
 from sla_daemon.core.classify import classify
@@ -91,6 +92,7 @@ class SlaService:
         clock: Clock,
         ingest: IngestSettings = IngestSettings(),
         dry_run: bool = False,
+        briefings: Briefings | None = None,
     ) -> None:
         self.store = store
         self.sources = sources
@@ -103,6 +105,8 @@ class SlaService:
         self.clock = clock
         self.ingest = ingest
         self.dry_run = dry_run
+        self.briefings = briefings
+        """The owners' morning briefings (``notices.briefing_at``), or None."""
         self._extra_headers = tuple(rules.markers.action_plan.headers) + tuple(
             rules.markers.waiting_on_client.headers
         )
@@ -342,6 +346,8 @@ class SlaService:
         evaluations, contacts = evaluate_with_contacts(self.store, self.rules, now)
         evaluations += check_in_evaluations(evaluations, contacts, self.rules, now)
         self.outbox.decide(evaluations, now, report)
+        if self.briefings is not None:
+            self.briefings.decide(self.store, evaluations, now, report, dry_run=self.dry_run)
 
     def flush(self, report: CycleReport) -> None:
         """Send what the outbox holds."""

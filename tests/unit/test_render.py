@@ -51,8 +51,9 @@ GLOBEX = Account(
 )
 
 
-PER_DECISION_KINDS = [k for k in NoticeKind if k is not NoticeKind.DIGEST]
-"""Kinds rendered from one decision (the digest gathers several; tested on its own)."""
+PER_DECISION_KINDS = [k for k in NoticeKind if k not in (NoticeKind.DIGEST, NoticeKind.BRIEFING)]
+"""Kinds rendered from one decision (the digest and the briefing gather several; tested on
+their own)."""
 
 
 def trigger(subject: str = "Checkout page fails", **changes: object) -> MessageFacts:
