@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit integration bench clean
+.PHONY: demo test lint typecheck unit integration bench docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ integration: $(STAMP)
 bench: $(STAMP)
 	sh scripts/ensure-dovecot.sh
 	$(BIN)/python benchmarks/ingest.py
+
+# Regenerates the key reference in docs/configuration.md from the configuration schema.
+docs: $(STAMP)
+	$(BIN)/python -m sla_daemon.config_docs --write docs/configuration.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
