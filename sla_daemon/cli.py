@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from types import FrameType
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -100,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check-config":
             return _check_config(config, config_path)
         if args.command == "run":
-            return _run(config, once=args.once, dry_run=args.dry_run)
+            return _run(config, config_path, once=args.once, dry_run=args.dry_run)
         if args.command == "status":
             return _status(config, as_json=args.json, as_of=args.as_of)
         if args.command == "explain":
@@ -175,38 +173,28 @@ def _offsets(values: Sequence[timedelta]) -> str:
     return ", ".join(items) + " before" if items else "never"
 
 
-def _run(config: Config, *, once: bool, dry_run: bool) -> int:
-    from sla_daemon.app import build_notifier, build_service
-    from sla_daemon.runner import Runner
+def _run(config: Config, config_path: Path, *, once: bool, dry_run: bool) -> int:
+    from functools import partial
 
-    service = build_service(config, dry_run=dry_run)
+    from sla_daemon.app import build_notifier, build_service
+    from sla_daemon.daemon import Daemon
+
     if once:
+        service = build_service(config, dry_run=dry_run)
         report = service.run_cycle()
+        service.close()
         if report.login_failures:
             raise ConfigError(report.login_failures)
         return EX_TEMPFAIL if report.source_errors else 0
-    notifier = build_notifier()
-    runner = Runner(service.run_cycle, config.poll_interval, notifier=notifier)
-
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        log.info("runner.signal", signal=signal.Signals(signum).name)
-        runner.stop()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    first = service.run_cycle()
-    if first.login_failures:
-        # A refused login at start-up needs a person; systemd must not restart-loop on it.
-        raise ConfigError(first.login_failures)
-    runner.after_cycle(first)
-    for source in service.sources:
-        source.watch(runner.wake, runner.stop_event)
-    runner.wait_after(first)
-    runner.run()
-    notifier.stopping()
-    for source in service.sources:
-        source.close()
-    return 0
+    daemon = Daemon(
+        config,
+        config_path,
+        build_service=partial(build_service, dry_run=dry_run),
+        load_config=load_config,
+        notifier=build_notifier(),
+    )
+    daemon.install_signal_handlers()
+    return daemon.run()
 
 
 def _status(config: Config, *, as_json: bool, as_of: str | None) -> int:

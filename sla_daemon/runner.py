@@ -49,7 +49,8 @@ class Runner:
         self.iterations = 0
         self.healthy = False
         """Whether the last cycle ended normally (it may still report a mailbox down)."""
-        self._ready = False
+        self.ready_sent = False
+        """Whether READY=1 was sent (once per process; a reload sends its own)."""
         self._wake = threading.Event()
 
     def one_iteration(self) -> CycleReport | None:
@@ -72,8 +73,8 @@ class Runner:
             self.notifier.status("the last cycle failed unexpectedly; see the log")
             return
         line = cycle_status(report, self.clock)
-        if not self._ready and report.synced:
-            self._ready = True
+        if not self.ready_sent and report.synced:
+            self.ready_sent = True
             self.notifier.ready(line)
         else:
             self.notifier.status(line)

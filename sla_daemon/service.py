@@ -111,6 +111,12 @@ class SlaService:
             rules.markers.waiting_on_client.headers
         )
 
+    def close(self) -> None:
+        """Close every source's connections and the state database."""
+        for source in self.sources:
+            source.close()
+        self.store.close()
+
     def run_cycle(self) -> CycleReport:
         """One pass: sync, thread, evaluate, enqueue decisions, flush the outbox."""
         report = CycleReport()

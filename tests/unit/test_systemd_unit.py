@@ -26,10 +26,11 @@ def _service_section() -> dict[str, list[str]]:
 
 
 def test_unit_uses_the_notify_protocol_and_never_restarts_on_a_config_error() -> None:
-    """Type=notify with a watchdog; exit 78 (bad config) is not restarted; state is private."""
+    """Type=notify with a watchdog, reload by SIGHUP; exit 78 is not restarted; state private."""
     service = _service_section()
     assert service["Type"] == ["notify"]
     assert service["WatchdogSec"] and service["NotifyAccess"] == ["main"]
+    assert service["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
     assert service["Restart"] == ["on-failure"]
     assert service["RestartPreventExitStatus"] == ["78"]
     assert service["StateDirectory"] == ["sla-daemon"]

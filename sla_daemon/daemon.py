@@ -1,0 +1,141 @@
+"""The long-running daemon: the runner over a service, signals, and configuration reload.
+
+SIGTERM and SIGINT let the cycle in hand finish (the message or notice being stored or
+sent), close the connections and end ``run`` with status 0. SIGHUP re-reads the
+configuration file: when it validates and its secrets can be read, the pipeline is built
+anew from it (new mailboxes connect, removed ones are closed, changed policies apply at
+the next cycle; the outbox keys keep every notice decided before from being decided
+again); when it does not, the daemon keeps running on the configuration it has and logs
+each problem.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+
+import structlog
+
+from sla_daemon.config import Config
+from sla_daemon.errors import ConfigError
+from sla_daemon.ports import ServiceNotifier
+from sla_daemon.runner import Runner
+from sla_daemon.service import CycleReport, SlaService
+
+log = structlog.get_logger(__name__)
+
+ServiceFactory = Callable[[Config], SlaService]
+ConfigLoader = Callable[[Path], Config]
+
+
+class Daemon:
+    """Runs cycles until stopped; rebuilds the pipeline on a valid reload."""
+
+    def __init__(
+        self,
+        config: Config,
+        config_path: Path,
+        *,
+        build_service: ServiceFactory,
+        load_config: ConfigLoader,
+        notifier: ServiceNotifier,
+    ) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.build_service = build_service
+        self.load_config = load_config
+        self.notifier = notifier
+        self.reloads = 0
+        self._reload_requested = False
+        self._stopping = False
+        self._runner: Runner | None = None
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM/SIGINT stop, SIGHUP reloads (main thread only, as Python requires)."""
+
+        def _stop(signum: int, frame: FrameType | None) -> None:
+            log.info("runner.signal", signal=signal.Signals(signum).name)
+            self.stop()
+
+        def _reload(signum: int, frame: FrameType | None) -> None:
+            log.info("runner.signal", signal=signal.Signals(signum).name)
+            self.request_reload()
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+        signal.signal(signal.SIGHUP, _reload)
+
+    def stop(self) -> None:
+        """Finish the cycle in hand, then end ``run``; safe from a signal handler."""
+        self._stopping = True
+        if self._runner is not None:
+            self._runner.stop()
+
+    def request_reload(self) -> None:
+        """Re-read the configuration after the cycle in hand; safe from a signal handler."""
+        self._reload_requested = True
+        if self._runner is not None:
+            self._runner.stop()
+
+    def run(self) -> int:
+        """Run until stopped; raise ``ConfigError`` when the first login is refused."""
+        service = self.build_service(self.config)
+        first: CycleReport | None = service.run_cycle()
+        if first is not None and first.login_failures:
+            # A refused login at start-up needs a person; systemd must not restart-loop.
+            service.close()
+            raise ConfigError(first.login_failures)
+        while True:
+            runner = Runner(
+                service.run_cycle,
+                self.config.poll_interval,
+                stop_event=threading.Event(),
+                notifier=self.notifier,
+            )
+            runner.ready_sent = first is None  # after a reload, READY=1 was sent for it
+            self._runner = runner
+            if self._stopping:
+                runner.stop()
+            for source in service.sources:
+                source.watch(runner.wake, runner.stop_event)
+            if first is not None:
+                # The first cycle ran above (to catch a refused login); wait as after any.
+                runner.after_cycle(first)
+                runner.wait_after(first)
+                first = None
+            runner.run()
+            if self._stopping or not self._reload_requested:
+                break
+            self._reload_requested = False
+            service = self._reloaded(service)
+        self.notifier.stopping()
+        service.close()
+        return 0
+
+    def _reloaded(self, service: SlaService) -> SlaService:
+        """The service built from the re-read configuration, or ``service`` when invalid."""
+        self.notifier.reloading()
+        try:
+            config = self.load_config(self.config_path)
+            new_service = self.build_service(config)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                log.error("reload.refused", problem=problem)
+            log.warning("reload.kept_running", reason="the new configuration is not valid")
+            self.notifier.ready("reload refused: the configuration has errors (see the log)")
+            return service
+        before = {m.name for m in self.config.mailboxes}
+        after = {m.name for m in config.mailboxes}
+        service.close()
+        self.config = config
+        self.reloads += 1
+        log.info(
+            "reload.applied",
+            mailboxes_added=sorted(after - before),
+            mailboxes_removed=sorted(before - after),
+        )
+        self.notifier.ready(f"configuration reloaded; {len(after)} mailbox(es)")
+        return new_service
