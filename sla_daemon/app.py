@@ -240,7 +240,7 @@ def build_service(
         sources=sources,
         parse=parse_message,
         is_malformed=_malformed_reason,
-        renderer=NoticeRenderer(config.templates_dir, rules.team, config.timezone),
+        renderer=build_renderer(config, rules),
         sender=sender,
         rules=rules,
         clock=clock or SystemClock(),
@@ -249,6 +249,11 @@ def build_service(
         ),
         dry_run=dry_run,
     )
+
+
+def build_renderer(config: Config, rules: Rules) -> NoticeRenderer:
+    """The notice renderer of ``config``: its templates, time zones and markers."""
+    return NoticeRenderer(config.templates_dir, rules.team, config.timezone, rules=rules)
 
 
 def conversation_statuses(config: Config, now: datetime) -> list[ConversationStatus] | None:
