@@ -1,8 +1,9 @@
 """Turns a decision into the email that carries it: Jinja2 templates -> ``EmailMessage``.
 
 Each notice kind has a template pair, ``<kind>.txt.j2`` and ``<kind>.html.j2``. Both get
-the same plain dict from :func:`notice_context`, whose docstring is the reference for
-anyone who overrides the templates (``templates_dir`` in the configuration).
+the same plain dict from :func:`notice_context` (``render_context``); docs/notices.md
+lists its variables for anyone who overrides the templates (``templates_dir``). The
+Jinja2 environment and the time formatting live in ``render_env``.
 
 Everything a client controls (subject, display name, Message-IDs) is cleaned before it
 enters a header, and the HTML templates autoescape, so a hostile subject can neither add
@@ -99,13 +100,15 @@ class NoticeRenderer:
         Meant for ``check-config``, so that a broken override is found before a deadline.
         """
         problems = []
-        for kind in NoticeKind:
-            for suffix in ("txt", "html"):
-                name = f"{kind}.{suffix}.j2"
-                try:
-                    self._env.get_template(name)
-                except jinja2.TemplateError as exc:
-                    problems.append(f"template {name}: {exc}")
+        names = [f"{kind}.{suffix}.j2" for kind in NoticeKind for suffix in ("txt", "html")]
+        # The shared parts (_escalation, _client_draft, _layout) are only compiled when a
+        # notice includes them, so they are loaded here by name as well.
+        names += [n for n in self._env.list_templates(extensions=["j2"]) if n.startswith("_")]
+        for name in names:
+            try:
+                self._env.get_template(name)
+            except jinja2.TemplateError as exc:
+                problems.append(f"template {name}: {exc}")
         if problems:
             raise ConfigError(problems)
 

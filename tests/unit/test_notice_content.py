@@ -240,3 +240,12 @@ def test_second_level_escalation_counts_from_when_it_went_up() -> None:
     text, _ = _render(_breach(status, reminder=1, level="breach-2"), rules_=rules_)
     assert "First escalated at Tue 24 Nov 2026 11:00 UTC" in text
     assert "one level up" in text
+
+
+def test_check_templates_names_a_broken_shared_part(tmp_path: Path) -> None:
+    """A broken override of a part that notices include is found before a deadline."""
+    from sla_daemon.errors import ConfigError
+
+    (tmp_path / "_escalation.txt.j2").write_text("{% for %}\n")
+    with pytest.raises(ConfigError, match=r"_escalation\.txt\.j2"):
+        NoticeRenderer(tmp_path, TEAM, "UTC").check_templates()
