@@ -249,3 +249,20 @@ def test_check_templates_names_a_broken_shared_part(tmp_path: Path) -> None:
     (tmp_path / "_escalation.txt.j2").write_text("{% for %}\n")
     with pytest.raises(ConfigError, match=r"_escalation\.txt\.j2"):
         NoticeRenderer(tmp_path, TEAM, "UTC").check_templates()
+
+
+def test_a_missed_acknowledgement_asks_for_a_reply_now() -> None:
+    """On the acknowledge clock the first step is any reply, and the draft apologises for it."""
+    history = (OPENING,)
+    status = replace(_status(history, rules()), acknowledged_at=None, acknowledged_by=None)
+    assert status.acknowledge_due is not None
+    decision = replace(
+        _breach(_status(history, rules())),
+        clock=ClockName.ACKNOWLEDGE,
+        due_at=status.acknowledge_due,
+    )
+    renderer = NoticeRenderer(None, TEAM, "UTC")
+    text, _ = _texts(renderer.render(decision, status, OPENING, GLOBEX, NOW, history=history))
+    assert "1. Reply to the client now; any reply from the team stops this clock." in text
+    assert "We promised to reply to your email by Sun 22 Nov 2026 11:00 UTC" in text
+    assert "waiting-on-client marker your team's configuration names" in text
