@@ -249,7 +249,7 @@ def build_service(
         sources=sources,
         parse=parse_message,
         is_malformed=_malformed_reason,
-        renderer=NoticeRenderer(config.templates_dir, rules.team, config.timezone),
+        renderer=build_renderer(config, rules),
         sender=sender,
         rules=rules,
         clock=clock or SystemClock(),
@@ -271,6 +271,11 @@ def build_briefings(config: Config, rules: Rules) -> Briefings | None:
         briefing_at=config.notices.briefing_at,
         default_zone=ZoneInfo(config.timezone),
     )
+
+
+def build_renderer(config: Config, rules: Rules) -> NoticeRenderer:
+    """The notice renderer of ``config``: its templates, time zones and markers."""
+    return NoticeRenderer(config.templates_dir, rules.team, config.timezone, rules=rules)
 
 
 def conversation_statuses(config: Config, now: datetime) -> list[ConversationStatus] | None:

@@ -73,6 +73,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     inspect.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     inspect.add_argument("--json", action="store_true", help="one JSON object per message")
+    preview = commands.add_parser(
+        "preview",
+        help="render a sample notice (with --config: that team, accounts and templates)",
+    )
+    preview.add_argument("kind", nargs="?", metavar="KIND", help="a notice kind, or all")
+    preview.add_argument("--list", action="store_true", help="list the kinds and exit")
+    preview.add_argument(
+        "--eml", type=Path, metavar="PATH", help="write a complete .eml (a directory for all)"
+    )
     demo = commands.add_parser("demo", help="run the whole pipeline on a sample mailbox")
     demo.add_argument(
         "--dir", type=Path, default=None, help="keep the demo's files here (default: a temp dir)"
@@ -93,6 +102,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "inspect":
             # A configuration is optional here: only an explicit --config is read.
             return _inspect(args.paths, args.config, as_json=args.json)
+        if args.command == "preview":
+            from sla_daemon.preview_cli import run_preview
+
+            # Like inspect, only an explicit --config is read; else the demo's.
+            return run_preview(args.kind, args.config, eml=args.eml, list_only=args.list)
         config_path: Path = args.config or default_config_path()
         config = load_config(config_path)
         if args.command == "check-config":

@@ -202,6 +202,11 @@ accounts:
 """
 
 
+def demo_config_text(directory: Path, smtp_port: int) -> str:
+    """The demo's configuration (team, three accounts, one policy) for ``directory``."""
+    return _config_text(directory, smtp_port)
+
+
 def run_demo(directory: Path | None) -> int:
     """Run the demo in ``directory`` (a new temporary one when None); return 0."""
     try:

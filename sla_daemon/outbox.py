@@ -47,8 +47,10 @@ class NoticeRenderer(Protocol):
         trigger: MessageFacts | None,
         account: Account | None,
         now: datetime,
+        *,
+        history: Sequence[MessageFacts] = (),
     ) -> EmailMessage:
-        """Build the notice for ``decision``."""
+        """Build the notice for ``decision``; ``history`` is the conversation's mail."""
         ...
 
     def render_digest(
@@ -147,7 +149,15 @@ class Outbox:
                 if decision.trigger_message_id
                 else None
             )
-            message = self.renderer.render(decision, status, trigger, self._account(status), now)
+            # An escalation quotes the client's latest words and names who acknowledged.
+            history = (
+                self.store.conversation_messages(decision.conversation_id)
+                if decision.kind in (NoticeKind.WARNING, NoticeKind.BREACH)
+                else ()
+            )
+            message = self.renderer.render(
+                decision, status, trigger, self._account(status), now, history=history
+            )
             payload, message_id = message.as_bytes(), str(message["Message-ID"])
         with self.store.transaction():
             self.store.decide(

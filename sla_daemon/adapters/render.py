@@ -1,8 +1,9 @@
 """Turns a decision into the email that carries it: Jinja2 templates -> ``EmailMessage``.
 
 Each notice kind has a template pair, ``<kind>.txt.j2`` and ``<kind>.html.j2``. Both get
-the same plain dict from :func:`notice_context`, whose docstring is the reference for
-anyone who overrides the templates (``templates_dir`` in the configuration).
+the same plain dict from :func:`notice_context` (``render_context``); docs/notices.md
+lists its variables for anyone who overrides the templates (``templates_dir``). The
+Jinja2 environment and the time formatting live in ``render_env``.
 
 Everything a client controls (subject, display name, Message-IDs) is cleaned before it
 enters a header, and the HTML templates autoescape, so a hostile subject can neither add
@@ -11,7 +12,6 @@ headers nor inject markup.
 
 from __future__ import annotations
 
-import importlib.resources
 from collections.abc import Sequence
 from datetime import UTC, datetime, tzinfo
 from email.headerregistry import Address as HeaderAddress
@@ -31,17 +31,25 @@ from sla_daemon.adapters.notice_headers import (
     sanitize_header_text,
     set_text_header,
 )
+from sla_daemon.adapters.render_context import notice_context
+from sla_daemon.adapters.render_env import (
+    account_zone,
+    build_environment,
+    format_local_time,
+    readable_duration,
+    shipped_templates_dir,
+    template_search_path,
+)
 from sla_daemon.core.model import (
     Account,
-    ClockName,
     ConversationStatus,
     Decision,
     MessageFacts,
     NoticeKind,
+    Rules,
     Team,
 )
 from sla_daemon.errors import ConfigError
-from sla_daemon.units import readable_duration
 
 __all__ = [
     "NoticeRenderer",
@@ -57,168 +65,34 @@ __all__ = [
 _MAX_REFERENCES = 20
 """References kept in an auto-ack; RFC 5322 allows trimming all but the first and last."""
 
-_CLOCK_LABELS = {
-    ClockName.ACKNOWLEDGE: "acknowledgement",
-    ClockName.ACTION_PLAN: "action plan",
-}
-_CLOCK_DESCRIPTIONS = {
-    ClockName.ACKNOWLEDGE: "acknowledge the client's email",
-    ClockName.ACTION_PLAN: "send findings and an action plan",
-}
-
-
-def format_local_time(moment: datetime, zone: tzinfo) -> str:
-    """Print an instant in ``zone`` with the zone's abbreviation and UTC offset.
-
-    Example: ``Tue 10 Mar 2026 14:05 CET (UTC+01:00)``. A naive datetime is taken as UTC.
-    """
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    local = moment.astimezone(zone)
-    offset = local.strftime("%z")
-    return f"{local:%a %d %b %Y %H:%M} {local.tzname()} (UTC{offset[:3]}:{offset[3:]})"
-
-
-def notice_context(
-    decision: Decision,
-    status: ConversationStatus,
-    trigger: MessageFacts | None,
-    account: Account | None,
-    now: datetime,
-    team: Team,
-    zone: tzinfo,
-) -> dict[str, Any]:
-    """Build the variables every notice template receives (one plain dict).
-
-    Times are strings already formatted in the configured time zone, e.g.
-    ``Tue 10 Mar 2026 14:05 CET (UTC+01:00)``; durations read like ``1d 2h`` or ``45m``.
-    Variables that do not apply are ``None`` (test them with ``{% if ... %}``).
-
-    - ``kind``: ``auto_ack``, ``warning``, ``breach``, ``follow_up`` or ``check_in``.
-    - ``team_name``, ``team_address``: the team and the address notices come from.
-    - ``account_name``: the client's account (``(no account)`` when unknown);
-      ``account_owner``: its owner's address or ``None``; ``escalate_to``: list of the
-      lead addresses that receive breaches.
-    - ``client_name``: the client's display name (may be empty); ``client_email``: their
-      address; ``client``: both together, e.g. ``Jane Roe <jane@globex.example>``.
-    - ``subject``: the client's subject, on one line.
-    - ``arrived_at``: when the client's message that opened the cycle arrived.
-    - ``clock``: ``acknowledge`` or ``action_plan`` (or ``None``); ``clock_label``: the
-      same in words (``acknowledgement``, ``action plan``); ``deadline_description``: what
-      the team promised, as a verb phrase (``acknowledge the client's email``,
-      ``send findings and an action plan``).
-    - ``due_at``: when the deadline is or was due; ``due_in``: time left (warnings);
-      ``late_by``: how late it is now (breaches).
-    - ``repetition``: 0 for the first breach notice sent for a clock, then 1, 2, ... for
-      each re-escalation that follows it; ``is_reminder``: whether it is above 0.
-    - ``level``: the engine's name for the notice level (e.g. ``warn-14400s``).
-    - ``conversation_id``, ``cycle``: what ``sla-daemon status`` shows.
-    - ``recipients``: list of the addresses the notice goes to.
-    - ``quiet_since``: follow-ups and check-ins: since when nobody wrote (follow-up: no
-      message in the conversation; check-in: no team message to the client);
-      ``quiet_for``: how long that was when the reminder fell due (e.g. ``7d``).
-    - ``now``: when the notice was rendered; ``timezone``: the zone's name.
-    """
-    sender = trigger.sender if trigger is not None else None
-    client_email = sender.email if sender is not None else (status.client or "")
-    client_name = sanitize_header_text(sender.name) if sender is not None else ""
-    client = f"{client_name} <{client_email}>" if client_name else client_email
-
-    due_at = decision.due_at
-    if due_at is None and decision.clock is ClockName.ACKNOWLEDGE:
-        due_at = status.acknowledge_due
-    elif due_at is None and decision.clock is ClockName.ACTION_PLAN:
-        due_at = status.action_plan_due
-
-    due_in = late_by = None
-    if decision.kind in (NoticeKind.FOLLOW_UP, NoticeKind.CHECK_IN):
-        due_at = None  # the moment a reminder fell due is no deadline of the client's
-    elif due_at is not None and decision.kind is NoticeKind.WARNING:
-        due_in = readable_duration(due_at - now)
-    elif due_at is not None and decision.kind is NoticeKind.BREACH:
-        late_by = readable_duration(now - due_at)
-
-    opened_at = status.opened_at or (trigger.arrived_at if trigger is not None else None)
-    account_name = account.name if account is not None else (status.account or "(no account)")
-    subject = status.subject or (trigger.subject if trigger is not None else "")
-    quiet_since = decision.quiet_since
-    quiet_for = None
-    if quiet_since is not None and decision.due_at is not None:
-        quiet_for = readable_duration(decision.due_at - quiet_since)
-    return {
-        "kind": str(decision.kind),
-        "team_name": team.name,
-        "team_address": team.from_address.email,
-        "account_name": account_name,
-        "account_owner": account.owner if account is not None else None,
-        "escalate_to": list(account.escalate_to) if account is not None else [],
-        "client_name": client_name,
-        "client_email": client_email,
-        "client": client,
-        "subject": sanitize_header_text(subject, limit=1000) or "(no subject)",
-        "arrived_at": format_local_time(opened_at, zone) if opened_at else None,
-        "clock": str(decision.clock) if decision.clock is not None else None,
-        "clock_label": _CLOCK_LABELS.get(decision.clock) if decision.clock else None,
-        "deadline_description": (
-            _CLOCK_DESCRIPTIONS.get(decision.clock) if decision.clock else None
-        ),
-        "due_at": format_local_time(due_at, zone) if due_at is not None else None,
-        "due_in": due_in,
-        "late_by": late_by,
-        "repetition": decision.reminder,
-        "is_reminder": decision.reminder > 0,
-        "level": decision.level,
-        "conversation_id": decision.conversation_id,
-        "cycle": decision.cycle,
-        "recipients": list(decision.recipients),
-        "quiet_since": format_local_time(quiet_since, zone) if quiet_since else None,
-        "quiet_for": quiet_for,
-        "now": format_local_time(now, zone),
-        "timezone": str(zone),
-    }
-
-
-def shipped_templates_dir() -> Path:
-    """Where the templates that come with the program are.
-
-    An installed wheel carries them inside the package; a source checkout (editable
-    install) keeps them in ``templates/`` at the repository root.
-    """
-    packaged = importlib.resources.files("sla_daemon") / "templates"
-    if packaged.is_dir():
-        return Path(str(packaged))
-    return Path(__file__).resolve().parents[2] / "templates"
-
 
 class NoticeRenderer:
     """Renders decisions into ready-to-send emails.
 
     ``templates_dir`` (the operator's overrides) is searched before the shipped
     templates, one file at a time, so overriding a single template is enough. Times are
-    shown in ``timezone`` (an IANA name such as ``Europe/Berlin``).
+    shown in the account's time zone: its policy's business calendar's zone, else
+    ``timezone`` (an IANA name such as ``Europe/Berlin``). ``rules`` also give the
+    markers that escalations tell the team to use; without them those steps are left out.
     """
 
-    def __init__(self, templates_dir: Path | None, team: Team, timezone: str) -> None:
+    def __init__(
+        self,
+        templates_dir: Path | None,
+        team: Team,
+        timezone: str,
+        *,
+        rules: Rules | None = None,
+    ) -> None:
         try:
             self._zone: tzinfo = ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {timezone!r}") from exc
         self._team = team
-        search_path = [shipped_templates_dir()]
-        if templates_dir is not None:
-            search_path.insert(0, templates_dir)
-        self.search_path: tuple[Path, ...] = tuple(search_path)
+        self._rules = rules
+        self.search_path: tuple[Path, ...] = template_search_path(templates_dir)
         """The directories templates are looked up in, first match wins."""
-        self._env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(search_path),
-            undefined=jinja2.StrictUndefined,
-            autoescape=jinja2.select_autoescape(
-                enabled_extensions=("html.j2",), default_for_string=False, default=False
-            ),
-            keep_trailing_newline=True,
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
+        self._env = build_environment(templates_dir)
 
     def check_templates(self) -> None:
         """Load every template once; raise ``ConfigError`` naming each one that fails.
@@ -226,13 +100,15 @@ class NoticeRenderer:
         Meant for ``check-config``, so that a broken override is found before a deadline.
         """
         problems = []
-        for kind in NoticeKind:
-            for suffix in ("txt", "html"):
-                name = f"{kind}.{suffix}.j2"
-                try:
-                    self._env.get_template(name)
-                except jinja2.TemplateError as exc:
-                    problems.append(f"template {name}: {exc}")
+        names = [f"{kind}.{suffix}.j2" for kind in NoticeKind for suffix in ("txt", "html")]
+        # The shared parts (_escalation, _client_draft, _layout) are only compiled when a
+        # notice includes them, so they are loaded here by name as well.
+        names += [n for n in self._env.list_templates(extensions=["j2"]) if n.startswith("_")]
+        for name in names:
+            try:
+                self._env.get_template(name)
+            except jinja2.TemplateError as exc:
+                problems.append(f"template {name}: {exc}")
         if problems:
             raise ConfigError(problems)
 
@@ -243,14 +119,18 @@ class NoticeRenderer:
         trigger: MessageFacts | None,
         account: Account | None,
         now: datetime,
+        *,
+        history: Sequence[MessageFacts] = (),
     ) -> EmailMessage:
         """Build the multipart/alternative email (text, then HTML) for ``decision``.
 
         ``trigger`` is the client message the notice is about (the auto-ack replies to
-        it). Raises ``jinja2.TemplateError`` when a template is broken and ``ValueError``
-        when a recipient is not a valid address.
+        it); ``history``, the conversation's stored messages, lets an escalation quote
+        the client's latest words and name who acknowledged. Raises
+        ``jinja2.TemplateError`` when a template is broken and ``ValueError`` when a
+        recipient is not a valid address.
         """
-        context = notice_context(decision, status, trigger, account, now, self._team, self._zone)
+        context = self._context(decision, status, trigger, account, now, history)
         text = self._env.get_template(f"{decision.kind}.txt.j2").render(context)
         html = self._env.get_template(f"{decision.kind}.html.j2").render(context)
         message = self._compose(
@@ -287,7 +167,7 @@ class NoticeRenderer:
         ``items`` (each item is the context a breach notice would have had).
         """
         contexts = [
-            notice_context(decision, status, None, account, now, self._team, self._zone)
+            self._context(decision, status, None, account, now, ())
             for decision, status, account in items
         ]
         context = {
@@ -309,6 +189,28 @@ class NoticeRenderer:
         message.set_content(text, cte="quoted-printable")
         message.add_alternative(html, subtype="html", cte="quoted-printable")
         return message
+
+    def _context(
+        self,
+        decision: Decision,
+        status: ConversationStatus,
+        trigger: MessageFacts | None,
+        account: Account | None,
+        now: datetime,
+        history: Sequence[MessageFacts],
+    ) -> dict[str, Any]:
+        zone = account_zone(self._rules, account, self._zone)
+        return notice_context(
+            decision,
+            status,
+            trigger,
+            account,
+            now,
+            self._team,
+            zone,
+            history=history,
+            rules=self._rules,
+        )
 
     def _compose(
         self,
@@ -355,6 +257,8 @@ class NoticeRenderer:
             tag = "[SLA warning]"
         else:
             timing = f"{context['late_by']} late" if context["late_by"] else "missed"
+            if decision.reminder:
+                timing = f"still late, now by {context['late_by'] or 'a while'}"
             reminder = f", reminder {decision.reminder}" if decision.reminder else ""
             raised = ", escalated" if decision.level == "breach-2" else ""
             tag = f"[SLA breach{raised}{reminder}]"

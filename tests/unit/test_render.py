@@ -303,7 +303,7 @@ def test_breach_text_gives_every_figure_the_lead_needs() -> None:
         "send findings and an action plan",
         "Thu 12 Mar 2026 10:00 CET (UTC+01:00)",  # due
         "1h 10m",
-        "Reminder:       2",
+        "this is reminder 2",
         "conv-42",
         "lead@acme.example",
     ):
