@@ -17,7 +17,7 @@ import holidays
 from sla_daemon.adapters.imap import ImapSource
 from sla_daemon.adapters.local import LocalSource
 from sla_daemon.adapters.mailparse import MalformedMessage, parse_message
-from sla_daemon.adapters.render import NoticeRenderer
+from sla_daemon.adapters.render_batch import BatchingNoticeRenderer
 from sla_daemon.adapters.smtp import SmtpSender
 from sla_daemon.adapters.store import Store
 from sla_daemon.clock import Clock, SystemClock
@@ -47,8 +47,10 @@ from sla_daemon.core.model import (
     SecondLevel,
     Team,
 )
+from sla_daemon.delivery import delivery_settings
 from sla_daemon.ports import MailSource
 from sla_daemon.service import IngestSettings, SlaService, evaluate_conversations
+from sla_daemon.status_view import FailedNotice
 
 # A calendar's country holidays cover the current year, the two before and the three after
 # (docs/sla.md, "Calendars"); the daemon expands them again at every start.
@@ -240,7 +242,7 @@ def build_service(
         sources=sources,
         parse=parse_message,
         is_malformed=_malformed_reason,
-        renderer=NoticeRenderer(config.templates_dir, rules.team, config.timezone),
+        renderer=BatchingNoticeRenderer(config.templates_dir, rules.team, config.timezone),
         sender=sender,
         rules=rules,
         clock=clock or SystemClock(),
@@ -248,7 +250,31 @@ def build_service(
             backfill=config.ingest.backfill, max_body_bytes=config.ingest.max_body_bytes
         ),
         dry_run=dry_run,
+        delivery=delivery_settings(config.notices, config.timezone),
     )
+
+
+def failed_notices(config: Config) -> list[FailedNotice] | None:
+    """Every delivery that failed for good (``status``); None before the first run."""
+    if not Store.exists_in(config.state_dir):
+        return None
+    store = open_store(config, readonly=True)
+    try:
+        return [
+            FailedNotice(
+                key=d.key,
+                kind=d.kind.value,
+                conversation_id=d.conversation_id,
+                recipient=d.recipient,
+                decided_at=d.decided_at,
+                attempts=d.attempts,
+                reply_code=d.last_code,
+                error=d.last_error or "",
+            )
+            for d in store.failed_deliveries()
+        ]
+    finally:
+        store.close()
 
 
 def conversation_statuses(config: Config, now: datetime) -> list[ConversationStatus] | None:

@@ -111,6 +111,7 @@ class NoticeKind(StrEnum):
     DIGEST = "digest"
     FOLLOW_UP = "follow_up"
     CHECK_IN = "check_in"
+    BATCH = "batch"
 
 
 class ConversationState(StrEnum):

@@ -51,7 +51,7 @@ GLOBEX = Account(
 )
 
 
-PER_DECISION_KINDS = [k for k in NoticeKind if k is not NoticeKind.DIGEST]
+PER_DECISION_KINDS = [k for k in NoticeKind if k not in (NoticeKind.DIGEST, NoticeKind.BATCH)]
 """Kinds rendered from one decision (the digest gathers several; tested on its own)."""
 
 
