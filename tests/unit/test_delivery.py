@@ -17,8 +17,9 @@ from sla_daemon.adapters.schema import MIGRATIONS, SCHEMA_VERSION
 from sla_daemon.adapters.store import Store
 from sla_daemon.cli import main
 from sla_daemon.clock import FixedClock
+from sla_daemon.config import parse_config
 from sla_daemon.core.model import NoticeKind
-from sla_daemon.delivery import DeliverySettings, NoticeDelivery, retry_wait
+from sla_daemon.delivery import DeliverySettings, NoticeDelivery, delivery_settings, retry_wait
 from sla_daemon.errors import TransientError
 from sla_daemon.outbox import Outbox, OutboxReport
 from sla_daemon.quiet_hours import QuietHours
@@ -260,3 +261,13 @@ def test_status_lists_failed_notices_in_text_and_json(
     assert {"as_of", "conversations"} <= document.keys()
     [failed] = document["failed_notices"]
     assert (failed["key"], failed["reply_code"], failed["attempts"]) == ("b1", 550, 1)
+
+
+def test_configured_quiet_hours_default_to_the_top_level_time_zone() -> None:
+    """Quiet hours without a timezone are read in ``timezone``; addresses match any case."""
+    text = VALID + "timezone: Europe/Berlin\nnotices:\n  digest_window: 2m\n  quiet_hours:\n"
+    text += '    Alice@Acme.example: {start: "20:00", end: "07:00"}\n'
+    config = parse_config(text, "config.yaml")
+    settings = delivery_settings(config.notices, config.timezone)
+    assert settings.digest_window == timedelta(minutes=2)
+    assert settings.quiet_hours == {OWNER: QuietHours(time(20, 0), time(7, 0), BERLIN)}
