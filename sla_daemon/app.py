@@ -18,8 +18,7 @@ import holidays
 from sla_daemon.adapters.imap import ImapSource
 from sla_daemon.adapters.local import LocalSource
 from sla_daemon.adapters.mailparse import MalformedMessage, parse_message
-from sla_daemon.adapters.render import NoticeRenderer
-from sla_daemon.adapters.render_briefing import BriefingRenderer
+from sla_daemon.adapters.renderers import NoticeMailRenderer
 from sla_daemon.adapters.smtp import SmtpSender
 from sla_daemon.adapters.store import Store
 from sla_daemon.adapters.systemd import SystemdNotifier
@@ -51,8 +50,10 @@ from sla_daemon.core.model import (
     SecondLevel,
     Team,
 )
+from sla_daemon.delivery import delivery_settings
 from sla_daemon.ports import MailSource
 from sla_daemon.service import IngestSettings, SlaService, evaluate_conversations
+from sla_daemon.status_view import FailedNotice
 
 # A calendar's country holidays cover the current year, the two before and the three after
 # (docs/sla.md, "Calendars"); the daemon expands them again at every start.
@@ -258,6 +259,7 @@ def build_service(
         ),
         dry_run=dry_run,
         briefings=build_briefings(config, rules),
+        delivery=delivery_settings(config.notices, config.timezone),
     )
 
 
@@ -266,16 +268,39 @@ def build_briefings(config: Config, rules: Rules) -> Briefings | None:
     if config.notices.briefing_at is None:
         return None
     return Briefings(
-        renderer=BriefingRenderer(config.templates_dir, rules.team, config.timezone),
+        renderer=build_renderer(config, rules),
         rules=rules,
         briefing_at=config.notices.briefing_at,
         default_zone=ZoneInfo(config.timezone),
     )
 
 
-def build_renderer(config: Config, rules: Rules) -> NoticeRenderer:
+def build_renderer(config: Config, rules: Rules) -> NoticeMailRenderer:
     """The notice renderer of ``config``: its templates, time zones and markers."""
-    return NoticeRenderer(config.templates_dir, rules.team, config.timezone, rules=rules)
+    return NoticeMailRenderer(config.templates_dir, rules.team, config.timezone, rules=rules)
+
+
+def failed_notices(config: Config) -> list[FailedNotice] | None:
+    """Every delivery that failed for good (``status``); None before the first run."""
+    if not Store.exists_in(config.state_dir):
+        return None
+    store = open_store(config, readonly=True)
+    try:
+        return [
+            FailedNotice(
+                key=d.key,
+                kind=d.kind.value,
+                conversation_id=d.conversation_id,
+                recipient=d.recipient,
+                decided_at=d.decided_at,
+                attempts=d.attempts,
+                reply_code=d.last_code,
+                error=d.last_error or "",
+            )
+            for d in store.failed_deliveries()
+        ]
+    finally:
+        store.close()
 
 
 def conversation_statuses(config: Config, now: datetime) -> list[ConversationStatus] | None:

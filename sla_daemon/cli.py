@@ -212,7 +212,7 @@ def _run(config: Config, config_path: Path, *, once: bool, dry_run: bool) -> int
 
 
 def _status(config: Config, *, as_json: bool, as_of: str | None) -> int:
-    from sla_daemon.app import conversation_statuses
+    from sla_daemon.app import conversation_statuses, failed_notices
     from sla_daemon.status_view import status_json, status_table
 
     zone = ZoneInfo(config.timezone)
@@ -224,7 +224,10 @@ def _status(config: Config, *, as_json: bool, as_of: str | None) -> int:
             file=sys.stderr,
         )
         statuses = []
-    print(status_json(statuses, now) if as_json else status_table(statuses, now, zone))
+    failed = failed_notices(config) or []
+    print(
+        status_json(statuses, now, failed) if as_json else status_table(statuses, now, zone, failed)
+    )
     return 0
 
 

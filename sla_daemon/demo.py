@@ -181,6 +181,8 @@ smtp:
   host: 127.0.0.1
   port: {smtp_port}
   security: none
+notices:
+  digest_window: 0s  # the demo runs one cycle: team notices go out at once
 policies:
   standard:
     acknowledge: {{within: 1h, warn_before: [15m]}}

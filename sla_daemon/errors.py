@@ -27,9 +27,19 @@ class ConfigError(SlaDaemonError):
 class TransientError(SlaDaemonError):
     """A failure that may pass by itself: network, server restart, SMTP 4xx."""
 
+    reply_code: int | None = None
+    """The server's reply code when a server answered (e.g. 451), else None."""
+    refusals: dict[str, tuple[int, str]] | None = None
+    """When the server refused every recipient: each one's reply code and text."""
+
 
 class PermanentError(SlaDaemonError):
     """A failure that retrying will not fix: SMTP 5xx, a refused recipient."""
+
+    reply_code: int | None = None
+    """The server's reply code when a server answered (e.g. 550), else None."""
+    refusals: dict[str, tuple[int, str]] | None = None
+    """When the server refused every recipient: each one's reply code and text."""
 
 
 class AuthenticationError(ConfigError):

@@ -1,15 +1,14 @@
 """The outbox: decisions in, each notice recorded once, rendered, then sent and marked.
 
 A decision is recorded under its deterministic key before anything is sent, together
-with the rendered mail; the flush sends what is pending and marks each as sent right
-after. A restart therefore never loses a due notice and never sends one twice (the one
-in flight at a crash may go once more, with the same Message-ID).
+with the rendered mail and a pending delivery per recipient; the flush hands what is
+due to ``delivery`` (holding, batching, retries), which marks each as sent right after.
+A restart therefore never loses a due notice and never sends one twice (the one in
+flight at a crash may go once more, with the same Message-ID).
 """
 
 from __future__ import annotations
 
-import email
-import email.policy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,7 +28,7 @@ from sla_daemon.core.model import (
     NoticeKind,
     Rules,
 )
-from sla_daemon.errors import PermanentError, TransientError
+from sla_daemon.delivery import BatchRenderer, DeliverySettings, NoticeDelivery
 from sla_daemon.ports import NoticeSender
 
 log = structlog.get_logger(__name__)
@@ -70,6 +69,8 @@ class OutboxReport:
     failed: int = 0
     next_check_at: datetime | None = None
     digests: list[str] = field(default_factory=list)
+    # Per notice kind, per delivery outcome (sent, held, retrying, failed): a count.
+    deliveries: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 class Outbox:
@@ -84,8 +85,10 @@ class Outbox:
         rules: Rules,
         clock: Clock,
         dry_run: bool = False,
+        delivery: DeliverySettings | None = None,
     ) -> None:
         self.store = store
+        self.delivery = delivery or DeliverySettings()
         self.renderer = renderer
         self.sender = sender
         self.rules = rules
@@ -222,30 +225,23 @@ class Outbox:
         log.info("notice.digest_queued", key=key, owner=owner, breaches=len(items))
 
     def flush(self, report: OutboxReport) -> None:
-        """Send every pending notice; each is marked sent right after it goes out."""
-        for entry in self.store.pending():
-            assert entry.payload is not None  # pending entries always carry their mail
-            message = email.message_from_bytes(entry.payload, policy=email.policy.default)
-            assert isinstance(message, EmailMessage)
-            try:
-                self.sender.send(message)
-            except (TransientError, PermanentError) as exc:
-                permanent = isinstance(exc, PermanentError)
-                with self.store.transaction():
-                    self.store.mark_attempt_failed(entry.key, str(exc), permanent=permanent)
-                report.failed += 1
-                if permanent:
-                    log.error("notice.send_failed", key=entry.key, error=str(exc))
-                else:
-                    log.warning("notice.send_deferred", key=entry.key, error=str(exc))
-                continue
-            with self.store.transaction():
-                self.store.mark_sent(entry.key, self.clock.now())
-            report.sent += 1
-            log.info(
-                "notice.sent",
-                key=entry.key,
-                kind=entry.kind.value,
-                recipients=list(entry.recipients),
-                message_id=entry.message_id,
-            )
+        """Deliver what is due (``delivery.NoticeDelivery``); the runner wakes for the rest.
+
+        Nothing is sent or marked on a dry run.
+        """
+        if self.dry_run:
+            return
+        renderer = self.renderer if isinstance(self.renderer, BatchRenderer) else None
+        delivery = NoticeDelivery(
+            store=self.store, sender=self.sender, settings=self.delivery, batch_renderer=renderer
+        )
+        tally = delivery.run(self.clock.now())
+        report.sent += tally.mails_sent
+        report.failed += tally.mails_failed
+        for kind, outcomes in tally.outcomes.items():
+            counts = report.deliveries.setdefault(kind, {})
+            for outcome, number in outcomes.items():
+                counts[outcome] = counts.get(outcome, 0) + number
+        waiting = self.store.next_delivery_at()
+        if waiting is not None and (report.next_check_at is None or waiting < report.next_check_at):
+            report.next_check_at = waiting

@@ -7,13 +7,13 @@ the real ones.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Protocol
 
-from sla_daemon.core.model import FolderKind
+from sla_daemon.core.model import FolderKind, NoticeKind
 
 
 @dataclass(frozen=True)
@@ -99,12 +99,26 @@ class MailSource(Protocol):
 class NoticeSender(Protocol):
     """Delivers rendered notices."""
 
-    def send(self, message: EmailMessage) -> None:
-        """Send ``message`` to its To/Cc recipients.
+    def send(
+        self, message: EmailMessage, recipients: Sequence[str] | None = None
+    ) -> dict[str, tuple[int, str]]:
+        """Send ``message`` to ``recipients`` (default: its To/Cc/Bcc recipients).
 
-        Raises ``TransientError`` (retry later) or ``PermanentError`` (give up, record).
+        Returns the recipients the server refused while it accepted others, each with
+        the reply code and text. Raises ``TransientError`` (retry later) or
+        ``PermanentError`` (give up, record) when nobody got it.
         """
         ...
+
+
+@dataclass(frozen=True)
+class BatchedNotice:
+    """One notice inside a batch mail: what it said, as it was rendered."""
+
+    key: str
+    kind: NoticeKind
+    subject: str
+    text: str
 
 
 class ServiceNotifier(Protocol):

@@ -10,15 +10,24 @@ and templates are used, so an edited template can be checked before it is deploy
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Protocol
+from zoneinfo import ZoneInfo
 
 import structlog
 
 from sla_daemon.config import Config, load_config, parse_config
+from sla_daemon.core.briefing import (
+    Briefing,
+    BriefingItem,
+    BriefingSection,
+    briefing_key,
+    owner_zone,
+)
 from sla_daemon.core.engine import evaluate, notice_key
 from sla_daemon.core.model import (
     Account,
@@ -34,8 +43,24 @@ from sla_daemon.core.model import (
 from sla_daemon.demo import demo_config_text
 from sla_daemon.errors import ConfigError
 from sla_daemon.outbox import NoticeRenderer
+from sla_daemon.ports import BatchedNotice
 
 log = structlog.get_logger(__name__)
+
+
+class SampleRenderer(NoticeRenderer, Protocol):
+    """A renderer of every notice kind (``adapters.renderers.NoticeMailRenderer``)."""
+
+    def render_briefing(self, key: str, briefing: Briefing, now: datetime) -> EmailMessage:
+        """An owner's morning briefing."""
+        ...
+
+    def render_batch(
+        self, key: str, recipient: str, notices: Sequence[BatchedNotice], now: datetime
+    ) -> EmailMessage:
+        """Several notices for one recipient in one mail."""
+        ...
+
 
 CONVERSATION_ID = "sample-conversation"
 """The made-up conversation every sample is about."""
@@ -46,7 +71,7 @@ class SampleWorld:
     """Everything a sample is rendered from: rules, renderer, the account and its mail."""
 
     rules: Rules
-    renderer: NoticeRenderer
+    renderer: SampleRenderer
     account: Account | None
     client: Address
     history: tuple[MessageFacts, ...]
@@ -173,6 +198,58 @@ def _after_plan(world: SampleWorld, kind: NoticeKind) -> EmailMessage:
     return world.render(decision, quiet_since + quiet + timedelta(minutes=1))
 
 
+def _briefing(world: SampleWorld) -> EmailMessage:
+    """The owner's morning: the sample conversation late, two more at risk and due today."""
+    now = world.plan_due() + timedelta(hours=2)
+    owner = world.account.owner if world.account else "owner@example.org"
+    zone = owner_zone(world.rules, owner, ZoneInfo("UTC"))
+    account = world.account.name if world.account else "(no account)"
+
+    def item(section: BriefingSection, number: int, subject: str, due: datetime) -> BriefingItem:
+        conversation = CONVERSATION_ID if number == 1 else f"{CONVERSATION_ID}-{number}"
+        client = world.client.email if number != 3 else f"ops@{world.client.domain}"
+        return BriefingItem(
+            section, conversation, account, client, subject, ClockName.ACTION_PLAN, due
+        )
+
+    briefing = Briefing(
+        owner=owner,
+        day=now.astimezone(zone).date(),
+        zone=zone,
+        late=(item(BriefingSection.LATE, 1, world.opening.subject, world.plan_due()),),
+        at_risk=(
+            item(BriefingSection.AT_RISK, 2, "Nightly data sync stalled", now + timedelta(hours=3)),
+        ),
+        due_today=(
+            item(
+                BriefingSection.DUE_TODAY, 3, "New user accounts for Q1", now + timedelta(hours=6)
+            ),
+        ),
+    )
+    return world.renderer.render_briefing(briefing_key(owner, briefing.day), briefing, now)
+
+
+def _batch(world: SampleWorld) -> EmailMessage:
+    """A warning and a follow-up reminder for the owner, decided minutes apart: one mail."""
+    warning = _warning(world)
+    follow_up = _after_plan(world, NoticeKind.FOLLOW_UP)
+    owner = world.account.owner if world.account else "owner@example.org"
+    notices = [
+        BatchedNotice(key, kind, str(mail["Subject"]), _plain_text(mail))
+        for key, kind, mail in (
+            ("sample-warning", NoticeKind.WARNING, warning),
+            ("sample-follow-up", NoticeKind.FOLLOW_UP, follow_up),
+        )
+    ]
+    now = world.plan_due() - timedelta(hours=1)
+    return world.renderer.render_batch(f"batch|{owner}|sample-warning", owner, notices, now)
+
+
+def _plain_text(message: EmailMessage) -> str:
+    body = message.get_body(preferencelist=("plain",))
+    return body.get_content() if isinstance(body, EmailMessage) else ""
+
+
 SampleFn = Callable[[SampleWorld], EmailMessage]
 
 SAMPLES: dict[NoticeKind, SampleFn] = {
@@ -182,6 +259,8 @@ SAMPLES: dict[NoticeKind, SampleFn] = {
     NoticeKind.DIGEST: _digest,
     NoticeKind.FOLLOW_UP: lambda world: _after_plan(world, NoticeKind.FOLLOW_UP),
     NoticeKind.CHECK_IN: lambda world: _after_plan(world, NoticeKind.CHECK_IN),
+    NoticeKind.BRIEFING: _briefing,
+    NoticeKind.BATCH: _batch,
 }
 """One sample per notice kind (a test checks that no kind is missing)."""
 
@@ -194,7 +273,7 @@ def preview_names() -> list[str]:
     return [str(kind) for kind in SAMPLES] + list(VARIANTS)
 
 
-def sample_world(rules: Rules, renderer: NoticeRenderer, reference: datetime) -> SampleWorld:
+def sample_world(rules: Rules, renderer: SampleRenderer, reference: datetime) -> SampleWorld:
     """The sample conversation on the first account of ``rules``, opened before ``reference``."""
     account = rules.accounts[0] if rules.accounts else None
     client_domain = "client.example"

@@ -27,6 +27,7 @@ from sla_daemon.core.model import (
     Rules,
 )
 from sla_daemon.core.threads import ids_to_link, plan_threading, without_known_people
+from sla_daemon.delivery import DeliverySettings
 from sla_daemon.errors import AuthenticationError, TransientError
 from sla_daemon.outbox import NoticeRenderer, Outbox, OutboxReport
 from sla_daemon.ports import FetchedMessage, FolderBatch, FolderCursor, MailSource, NoticeSender
@@ -93,13 +94,19 @@ class SlaService:
         ingest: IngestSettings = IngestSettings(),
         dry_run: bool = False,
         briefings: Briefings | None = None,
+        delivery: DeliverySettings | None = None,
     ) -> None:
         self.store = store
         self.sources = sources
         self.parse = parse
         self.is_malformed = is_malformed
         self.outbox = Outbox(
-            store=store, renderer=renderer, sender=sender, rules=rules, clock=clock
+            store=store,
+            renderer=renderer,
+            sender=sender,
+            rules=rules,
+            clock=clock,
+            delivery=delivery,
         )
         self.rules = rules
         self.clock = clock
@@ -134,6 +141,7 @@ class SlaService:
             suppressed=report.suppressed,
             sent=report.sent,
             failed=report.failed,
+            deliveries=report.deliveries,
             source_errors=len(report.source_errors) + len(report.login_failures),
         )
         return report

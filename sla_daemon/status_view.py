@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
 
@@ -12,12 +13,33 @@ from sla_daemon.explain_view import ledger_dict
 from sla_daemon.units import readable_duration
 
 
+@dataclass(frozen=True)
+class FailedNotice:
+    """A notice that could not be delivered to one recipient and will not be retried."""
+
+    key: str
+    kind: str
+    conversation_id: str
+    recipient: str
+    decided_at: datetime
+    attempts: int
+    reply_code: int | None
+    error: str
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def status_json(statuses: Sequence[ConversationStatus], as_of: datetime) -> str:
-    """The ``status --json`` document; times are ISO 8601 with their UTC offset."""
+def status_json(
+    statuses: Sequence[ConversationStatus],
+    as_of: datetime,
+    failed: Sequence[FailedNotice] = (),
+) -> str:
+    """The ``status --json`` document; times are ISO 8601 with their UTC offset.
+
+    ``failed_notices`` lists each delivery that failed for good, with the server's reply.
+    """
     document: dict[str, Any] = {
         "as_of": as_of.isoformat(),
         "conversations": [
@@ -40,6 +62,19 @@ def status_json(statuses: Sequence[ConversationStatus], as_of: datetime) -> str:
                 "ledger": ledger_dict(s.ledger),
             }
             for s in statuses
+        ],
+        "failed_notices": [
+            {
+                "key": f.key,
+                "kind": f.kind,
+                "conversation_id": f.conversation_id or None,
+                "recipient": f.recipient,
+                "decided_at": f.decided_at.isoformat(),
+                "attempts": f.attempts,
+                "reply_code": f.reply_code,
+                "error": f.error,
+            }
+            for f in failed
         ],
     }
     return json.dumps(document, indent=2, ensure_ascii=False)
@@ -65,8 +100,16 @@ def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def status_table(statuses: Sequence[ConversationStatus], as_of: datetime, zone: tzinfo) -> str:
-    """A plain-text table for people: one row per conversation, most urgent first."""
+def status_table(
+    statuses: Sequence[ConversationStatus],
+    as_of: datetime,
+    zone: tzinfo,
+    failed: Sequence[FailedNotice] = (),
+) -> str:
+    """A plain-text table for people: one row per conversation, most urgent first.
+
+    Notices that could not be delivered follow in a section of their own.
+    """
     header = ("CONVERSATION", "ACCOUNT", "CLIENT", "SUBJECT", "STATE", "OPENED", "ACK", "PLAN")
     rows = [
         (
@@ -89,4 +132,20 @@ def status_table(statuses: Sequence[ConversationStatus], as_of: datetime, zone: 
         lines.append("(no client conversations yet)")
     breached = sum(1 for s in statuses if s.breaches)
     lines.append(f"{len(rows)} conversation(s), {breached} with a missed deadline (marked !)")
+    lines.extend(_failed_section(failed, zone))
     return "\n".join(line.rstrip() for line in lines)
+
+
+def _failed_section(failed: Sequence[FailedNotice], zone: tzinfo) -> list[str]:
+    """Lines naming each undelivered notice, its recipient and the server's reply."""
+    if not failed:
+        return []
+    lines = ["", f"FAILED NOTICES ({len(failed)}): not delivered and not retried"]
+    for f in failed:
+        where = f" in {f.conversation_id}" if f.conversation_id else ""
+        lines.append(
+            f"  {f.kind} to {f.recipient}{where}, decided {_when(f.decided_at, zone)}, "
+            f"{f.attempts} attempt(s): {f.error}"
+        )
+    lines.append('  See docs/operations.md, "Failed notices".')
+    return lines

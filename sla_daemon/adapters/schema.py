@@ -118,5 +118,33 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE message_locations_v3 RENAME TO message_locations;
     CREATE INDEX message_locations_by_message ON message_locations (message_id);
     """,
+    # 4: delivery per recipient. Each notice to send has one row per recipient: pending
+    # (due at next_attempt_at, or now when NULL), held (batching or quiet hours, until
+    # next_attempt_at), sent (sent_at; via names the batch mail that carried it, NULL
+    # for the notice itself) or failed (for good). last_code and last_error keep the
+    # server's reply of the last failed attempt. Notices decided before this migration
+    # get one row per recipient in their outbox state. Running this again changes nothing.
+    """
+    CREATE TABLE IF NOT EXISTS deliveries (
+        key TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'held', 'sent', 'failed')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT,
+        last_code INTEGER,
+        last_error TEXT,
+        sent_at TEXT,
+        via TEXT,
+        PRIMARY KEY (key, recipient)
+    );
+    CREATE INDEX IF NOT EXISTS deliveries_open ON deliveries (state)
+        WHERE state IN ('pending', 'held');
+    CREATE INDEX IF NOT EXISTS deliveries_failed ON deliveries (state) WHERE state = 'failed';
+    INSERT OR IGNORE INTO deliveries (key, recipient, state, attempts, last_error, sent_at)
+        SELECT outbox.key, json_each.value, outbox.status, outbox.attempts,
+               outbox.last_error, outbox.sent_at
+        FROM outbox, json_each(outbox.recipients)
+        WHERE outbox.status IN ('pending', 'sent', 'failed');
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+from collections.abc import Sequence
 from email.message import EmailMessage
 from typing import Literal
 
@@ -75,25 +76,34 @@ class SmtpSender:
     def _server(self) -> str:
         return f"{self.host}:{self.port}"
 
-    def send(self, message: EmailMessage) -> None:
-        """Deliver ``message`` to the recipients in its To/Cc/Bcc headers.
+    def send(
+        self, message: EmailMessage, recipients: Sequence[str] | None = None
+    ) -> dict[str, tuple[int, str]]:
+        """Deliver ``message`` to ``recipients``, by default those of its To/Cc/Bcc headers.
 
-        Recipients the server refuses while accepting others are logged (one warning
-        each) and otherwise ignored. Raises ``TransientError`` or ``PermanentError``.
+        The headers are sent as they are, so a notice tried again for one recipient
+        still shows everyone it was for. Returns the recipients the server refused while
+        accepting others (reply code and text; each also logged). Raises
+        ``TransientError`` or ``PermanentError``, with the server's ``reply_code`` when
+        it answered, and ``refusals`` per recipient when it refused every one.
         """
-        if not any(message.get_all(name) for name in ("To", "Cc", "Bcc")):
+        if not recipients and not any(message.get_all(name) for name in ("To", "Cc", "Bcc")):
             raise PermanentError("the message has no recipients (To, Cc and Bcc are empty)")
         try:
-            refused = self._deliver(message)
+            refused = self._deliver(message, list(recipients) if recipients else None)
         except smtplib.SMTPAuthenticationError as exc:
             raise self._login_error(exc) from exc
         except smtplib.SMTPRecipientsRefused as exc:
             raise self._recipients_error(exc.recipients) from exc
         except smtplib.SMTPResponseException as exc:
             text = f"{exc.smtp_code} {_reply_text(exc.smtp_error)}"
+            error: TransientError | PermanentError
             if 400 <= exc.smtp_code < 500:
-                raise TransientError(f"SMTP server {self._server} deferred: {text}") from exc
-            raise PermanentError(f"SMTP server {self._server} refused: {text}") from exc
+                error = TransientError(f"SMTP server {self._server} deferred: {text}")
+            else:
+                error = PermanentError(f"SMTP server {self._server} refused: {text}")
+            error.reply_code = exc.smtp_code
+            raise error from exc
         except smtplib.SMTPServerDisconnected as exc:
             raise TransientError(
                 f"SMTP server {self._server} closed the connection: {exc}"
@@ -122,8 +132,11 @@ class SmtpSender:
                 message_id=message.get("Message-ID"),
             )
         _log.debug("smtp_sent", server=self._server, message_id=message.get("Message-ID"))
+        return {address: (code, _reply_text(reply)) for address, (code, reply) in refused.items()}
 
-    def _deliver(self, message: EmailMessage) -> dict[str, tuple[int, bytes]]:
+    def _deliver(
+        self, message: EmailMessage, recipients: list[str] | None
+    ) -> dict[str, tuple[int, bytes]]:
         """Connect, secure, log in and hand the message over; return refused recipients."""
         connection = self._connect()
         try:
@@ -131,7 +144,7 @@ class SmtpSender:
                 connection.starttls(context=self._ssl_context)
             if self.username:
                 connection.login(self.username, self._password or "")
-            return connection.send_message(message)
+            return connection.send_message(message, to_addrs=recipients)
         finally:
             # Once the message is accepted a failing QUIT must not turn success into an
             # error, or the outbox would send the notice twice.
@@ -162,9 +175,13 @@ class SmtpSender:
             f"SMTP server {self._server} refused the login of user {self.username!r}: "
             f"{exc.smtp_code} {reply}"
         )
+        error: TransientError | PermanentError
         if 400 <= exc.smtp_code < 500:
-            return TransientError(text)
-        return PermanentError(text + " (check the SMTP username and password)")
+            error = TransientError(text)
+        else:
+            error = PermanentError(text + " (check the SMTP username and password)")
+        error.reply_code = exc.smtp_code
+        return error
 
     def _recipients_error(
         self, recipients: dict[str, tuple[int, bytes]]
@@ -175,6 +192,12 @@ class SmtpSender:
             for address, (code, reply) in recipients.items()
         )
         text = f"SMTP server {self._server} refused every recipient ({details})"
+        error: TransientError | PermanentError
         if recipients and all(400 <= code < 500 for code, _ in recipients.values()):
-            return TransientError(text)
-        return PermanentError(text)
+            error = TransientError(text)
+        else:
+            error = PermanentError(text)
+        error.refusals = {
+            address: (code, _reply_text(reply)) for address, (code, reply) in recipients.items()
+        }
+        return error

@@ -1,7 +1,8 @@
 """The state database: SQLite under ``state_dir``.
 
 It holds the sync cursors, every message seen (as ``MessageFacts``), the Message-ID links
-that thread them into conversations, the quarantine of unreadable mail, and the outbox.
+that thread them into conversations, the quarantine of unreadable mail, the outbox and
+each recipient's delivery.
 The schema is versioned with ``PRAGMA user_version`` and migrated forward on open. Each
 unit of work (one fetched batch, one decision, one send) is one transaction.
 """
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from sla_daemon.adapters.schema import MIGRATIONS, SCHEMA_VERSION
 from sla_daemon.adapters.store_base import iso_utc
+from sla_daemon.adapters.store_deliveries import DeliveryRecords
 from sla_daemon.adapters.store_messages import SUBJECT_INDEX_VERSION, MessageRecords
 from sla_daemon.adapters.store_outbox import OutboxRecords
 from sla_daemon.ports import FolderCursor
@@ -31,7 +33,7 @@ class SchemaTooOldError(RuntimeError):
     """A read-only reader found a database that still needs migrating."""
 
 
-class Store(MessageRecords, OutboxRecords):
+class Store(MessageRecords, OutboxRecords, DeliveryRecords):
     """The SQLite state database. Open one per process; not shared across threads."""
 
     def __init__(self, path: Path, *, readonly: bool = False) -> None:

@@ -45,8 +45,9 @@ class OutboxRecords(Tables):
     ) -> bool:
         """Record a decision under its key; False when that key was decided before.
 
-        A notice to send is stored ``pending`` with its rendered bytes, so that a restart
-        sends exactly what was decided; a suppressed one is stored with the reason.
+        A notice to send is stored ``pending`` with its rendered bytes and one pending
+        delivery per recipient, so that a restart sends exactly what was decided; a
+        suppressed one is stored with the reason.
         """
         status = "suppressed" if suppressed_reason is not None else "pending"
         cursor = self._db.execute(
@@ -64,7 +65,13 @@ class OutboxRecords(Tables):
                 iso_utc(now),
             ),
         )
-        return cursor.rowcount == 1
+        inserted = cursor.rowcount == 1
+        if inserted and suppressed_reason is None:
+            self._db.executemany(
+                "INSERT OR IGNORE INTO deliveries (key, recipient, state) VALUES (?, ?, 'pending')",
+                [(key, recipient) for recipient in dict.fromkeys(recipients)],
+            )
+        return inserted
 
     def is_decided(self, key: str) -> bool:
         """Whether a decision with ``key`` is already in the outbox."""

@@ -112,6 +112,7 @@ class NoticeKind(StrEnum):
     FOLLOW_UP = "follow_up"
     CHECK_IN = "check_in"
     BRIEFING = "briefing"
+    BATCH = "batch"
 
 
 class ConversationState(StrEnum):

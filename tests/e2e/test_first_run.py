@@ -70,6 +70,8 @@ smtp:
   host: {sink.host}
   port: {sink.port}
   security: none
+notices:
+  digest_window: 0s  # each run sends its team notices at once
 policies:
   standard:
     acknowledge: {{within: 1h}}

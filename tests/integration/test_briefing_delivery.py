@@ -134,6 +134,7 @@ accounts:
   - {{name: Hooli, domains: [hooli.example], policy: round, owner: {FRANK}}}
 notices:
   briefing_at: "08:00"
+  digest_window: 0s  # every notice goes out in the cycle that decides it
 """,
         encoding="utf-8",
     )

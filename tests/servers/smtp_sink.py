@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import threading
@@ -25,17 +26,34 @@ class ReceivedMail:
     raw: bytes
 
 
+def _reply(server: Any, reply: str) -> str:
+    """Give ``reply``; a 421 also hangs up after it, as a server shutting down does."""
+    if reply.startswith("421"):
+        asyncio.get_running_loop().call_soon(server.transport.close)
+    return reply
+
+
 class _Handler:
-    """aiosmtpd handler that records accepted mail on its sink."""
+    """aiosmtpd handler that records accepted mail on its sink, or gives scripted replies."""
 
     def __init__(self, sink: SmtpSink) -> None:
         self._sink = sink
 
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        """Answer the next scripted reply for ``address``, or accept it."""
+        reply = self._sink._next_reply(self._sink.rcpt_replies.get(address.lower()))
+        if reply is not None:
+            return _reply(server, reply)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        """Record the mail, or answer with the sink's ``respond_with`` reply instead."""
-        refusal = self._sink.respond_with
+        """Record the mail, or answer with a scripted or ``respond_with`` reply instead."""
+        refusal = self._sink._next_reply(self._sink.data_replies) or self._sink.respond_with
         if refusal is not None:
-            return refusal
+            return _reply(server, refusal)
         raw = bytes(envelope.original_content or envelope.content)
         message = email.message_from_bytes(raw, policy=email.policy.default)
         self._sink._record(
@@ -53,8 +71,12 @@ class SmtpSink:
     """An aiosmtpd server on 127.0.0.1 that collects mail in ``messages``.
 
     Set ``respond_with`` (e.g. ``"451 4.3.0 Try again later"``) to refuse DATA with that
-    reply instead of accepting. Extra keyword arguments go to aiosmtpd's ``SMTP``
-    (for example ``authenticator`` and ``auth_require_tls``).
+    reply instead of accepting. For a script, append replies to ``data_replies`` (used
+    one per DATA, then mail is accepted again) or to ``rcpt_replies[address]`` (one per
+    RCPT of that lower-cased address); a reply of ``None`` in a script accepts that
+    once. A 421 reply also closes the connection. ``stop`` and ``start`` again listen
+    on the same port. Extra keyword arguments go to aiosmtpd's ``SMTP`` (for example
+    ``authenticator`` and ``auth_require_tls``).
     """
 
     host = "127.0.0.1"
@@ -62,6 +84,8 @@ class SmtpSink:
     def __init__(self, **smtp_kwargs: Any) -> None:
         self.port = 0
         self.respond_with: str | None = None
+        self.data_replies: list[str | None] = []
+        self.rcpt_replies: dict[str, list[str | None]] = {}
         self._smtp_kwargs = smtp_kwargs
         self._messages: list[ReceivedMail] = []
         self._lock = threading.Lock()
@@ -75,10 +99,11 @@ class SmtpSink:
         self.stop()
 
     def start(self) -> None:
-        """Start listening on a free port."""
+        """Start listening: on a free port the first time, on the same port after ``stop``."""
         # aiosmtpd's Controller cannot listen on port 0: it checks readiness by
         # connecting to the port it was given, so a real port is picked beforehand.
-        self.port = free_port(self.host)
+        if not self.port:
+            self.port = free_port(self.host)
         self._controller = Controller(
             _Handler(self), hostname=self.host, port=self.port, **self._smtp_kwargs
         )
@@ -114,6 +139,11 @@ class SmtpSink:
                 f"expected {count} mail(s) at the SMTP sink within {timeout}s, got {len(received)}"
             )
         return received
+
+    def _next_reply(self, script: list[str | None] | None) -> str | None:
+        """Take the next reply off ``script`` (None: accept)."""
+        with self._lock:
+            return script.pop(0) if script else None
 
     def _record(self, mail: ReceivedMail) -> None:
         with self._lock:

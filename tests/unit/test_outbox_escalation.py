@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -20,9 +21,12 @@ class RecordingSender:
     def __init__(self) -> None:
         self.sent: list[EmailMessage] = []
 
-    def send(self, message: EmailMessage) -> None:
-        """Record ``message``."""
+    def send(
+        self, message: EmailMessage, recipients: Sequence[str] | None = None
+    ) -> dict[str, tuple[int, str]]:
+        """Record ``message``; every recipient is accepted."""
         self.sent.append(message)
+        return {}
 
 
 def test_breach_from_the_outbox_quotes_the_client_and_names_the_acknowledger(

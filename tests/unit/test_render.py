@@ -51,9 +51,11 @@ GLOBEX = Account(
 )
 
 
-PER_DECISION_KINDS = [k for k in NoticeKind if k not in (NoticeKind.DIGEST, NoticeKind.BRIEFING)]
-"""Kinds rendered from one decision (the digest and the briefing gather several; tested on
-their own)."""
+PER_DECISION_KINDS = [
+    k for k in NoticeKind if k not in (NoticeKind.DIGEST, NoticeKind.BRIEFING, NoticeKind.BATCH)
+]
+"""Kinds rendered from one decision (the digest, the briefing and the batch gather several;
+each is tested on its own)."""
 
 
 def trigger(subject: str = "Checkout page fails", **changes: object) -> MessageFacts:

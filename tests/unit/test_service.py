@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -68,11 +68,14 @@ class FakeSender:
         self.sent: list[EmailMessage] = []
         self.fail = False
 
-    def send(self, message: EmailMessage) -> None:
+    def send(
+        self, message: EmailMessage, recipients: Sequence[str] | None = None
+    ) -> dict[str, tuple[int, str]]:
         """Record ``message`` or raise TransientError."""
         if self.fail:
             raise TransientError("451 try later")
         self.sent.append(message)
+        return {}
 
 
 def _service(
@@ -112,7 +115,7 @@ def test_cycle_sends_one_auto_ack_and_restart_sends_nothing_twice(tmp_path: Path
 
 
 def test_transient_send_failure_stays_pending_and_goes_out_next_cycle(tmp_path: Path) -> None:
-    """A 4xx from SMTP keeps the notice pending; the next cycle sends it, once."""
+    """A 4xx from SMTP keeps the notice pending; the cycle after the retry wait sends it once."""
     at = NOW - timedelta(minutes=2)
     source = FakeSource([(_raw("m1@globex.example", "dana@globex.example", "Help", at), at)])
     sender = FakeSender()
@@ -122,7 +125,9 @@ def test_transient_send_failure_stays_pending_and_goes_out_next_cycle(tmp_path: 
     assert (first.decided, first.sent, first.failed) == (1, 0, 1)
     [entry] = service.store.pending()
     assert entry.attempts == 1 and entry.last_error == "451 try later"
+    assert first.next_check_at == NOW + timedelta(seconds=30)  # the first retry wait
     sender.fail = False
+    service.clock = service.outbox.clock = FixedClock(NOW + timedelta(seconds=30))
     second = service.run_cycle()
     assert (second.decided, second.sent) == (0, 1)
     assert len(sender.sent) == 1

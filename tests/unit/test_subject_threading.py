@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -305,8 +305,11 @@ class _Source:
 
 
 class _Sender:
-    def send(self, message: EmailMessage) -> None:
+    def send(
+        self, message: EmailMessage, recipients: Sequence[str] | None = None
+    ) -> dict[str, tuple[int, str]]:
         """Drop it."""
+        return {}
 
 
 def test_service_logs_a_join_by_subject(tmp_path: Path) -> None:
