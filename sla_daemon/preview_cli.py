@@ -26,7 +26,8 @@ def run_preview(
     Returns 0, 2 for an unknown kind (the valid ones are listed) and 78 when a template
     does not render (the template and the error are named).
     """
-    from sla_daemon.app import build_renderer, build_rules
+    from sla_daemon.app import build_renderer
+    from sla_daemon.rules_from_config import build_rules
 
     names = preview_names()
     if list_only or kind is None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from sla_daemon.app import build_markers
 from sla_daemon.config import MarkersConfig
 from sla_daemon.core.calendar import BusinessCalendar
 from sla_daemon.core.model import (
@@ -20,6 +19,7 @@ from sla_daemon.core.model import (
     Rules,
     Team,
 )
+from sla_daemon.rules_from_config import build_markers
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 """The frozen 'now' of the engine tests."""

@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sla_daemon.app import build_rules
 from sla_daemon.config import parse_config
 from sla_daemon.core.calendar import AlwaysOpen, BusinessCalendar, Range, parse_range
 from sla_daemon.core.engine import evaluate
 from sla_daemon.core.model import ClockPolicy
+from sla_daemon.rules_from_config import build_rules
 from tests.unit.builders import NOW, client_mail, rules_on_calendar, team_reply
 
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from sla_daemon.app import build_rules
 from sla_daemon.config import load_config, parse_config
 from sla_daemon.errors import EX_CONFIG, ConfigError
+from sla_daemon.rules_from_config import build_rules
 
 VALID = """\
 state_dir: /tmp/sla-state
