@@ -32,6 +32,7 @@ from sla_daemon.core.model import (
     Evaluation,
     Rules,
 )
+from sla_daemon.core.report import NoticeRecord, Report, build_report
 from sla_daemon.delivery import delivery_settings
 from sla_daemon.ports import MailSource
 from sla_daemon.rules_from_config import build_markers, build_rules
@@ -174,6 +175,27 @@ def conversation_statuses(config: Config, now: datetime) -> list[ConversationSta
         return evaluate_conversations(store, build_rules(config, today=now.date()), now)
     finally:
         store.close()
+
+
+def period_report(config: Config, since: datetime, until: datetime, now: datetime) -> Report | None:
+    """``report``: the SLA report of ``[since, until)`` as known at ``now``, read-only.
+
+    None before the first run. Conversations are evaluated like ``status`` does; the
+    outbox gives the follow-ups and check-ins decided.
+    """
+    if not Store.exists_in(config.state_dir):
+        return None
+    store = open_store(config, readonly=True)
+    try:
+        rules = build_rules(config, today=now.date())
+        statuses = evaluate_conversations(store, rules, now)
+        notices = [
+            NoticeRecord(e.key, e.kind, e.conversation_id, e.decided_at, e.status == "suppressed")
+            for e in store.outbox()
+        ]
+    finally:
+        store.close()
+    return build_report(statuses, rules, notices, since, until, now)
 
 
 def conversation_evaluation(

@@ -66,6 +66,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="TIME",
         help="evaluate at another time (ISO 8601; without offset: the configured timezone)",
     )
+    report = commands.add_parser(
+        "report", help="per account and owner: times to acknowledge and plan, targets met"
+    )
+    report.add_argument(
+        "--since", metavar="DATE", help="period start (date or ISO time; default: 30 days ago)"
+    )
+    report.add_argument("--until", metavar="DATE", help="period end, excluded (default: now)")
+    report.add_argument("--format", choices=("text", "json", "csv", "html"), default="text")
     inspect = commands.add_parser(
         "inspect",
         help="how each message of .eml files, a Maildir or an mbox is parsed, threaded and "
@@ -117,6 +125,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _status(config, as_json=args.json, as_of=args.as_of)
         if args.command == "explain":
             return _explain(config, args.conversation, as_of=args.as_of)
+        if args.command == "report":
+            from sla_daemon.report_cli import run_report
+
+            return run_report(config, args.since, args.until, args.format)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
