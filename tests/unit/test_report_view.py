@@ -7,9 +7,14 @@ import io
 import json
 import re
 from dataclasses import replace
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
 
 from sla_daemon.core.report import Report, build_report
+from sla_daemon.errors import ConfigError
+from sla_daemon.report_cli import parse_moment
 from sla_daemon.report_html import histogram_bins, report_html
 from sla_daemon.report_view import CSV_COLUMNS, report_csv, report_json, report_text
 from tests.unit.builders import NOW
@@ -117,3 +122,17 @@ def test_histogram_bins_cover_every_action_plan() -> None:
     assert sum(count for _, count in bins) == 2
     assert dict(bins)[5.0] == 1
     assert bins[-1] == (9.0, 1)
+
+
+def test_period_dates_are_midnights_in_the_zone_and_bad_ones_are_refused() -> None:
+    """A date is its local midnight, a bare time is local, an offset is kept; junk errs."""
+    zone = ZoneInfo("Europe/Berlin")
+    assert parse_moment("--since", "2026-11-01", zone) == datetime(2026, 11, 1, tzinfo=zone)
+    assert parse_moment("--until", "2026-11-01T09:30", zone) == datetime(
+        2026, 11, 1, 9, 30, tzinfo=zone
+    )
+    assert parse_moment("--until", "2026-11-01T09:30+00:00", zone) == datetime(
+        2026, 11, 1, 9, 30, tzinfo=UTC
+    )
+    with pytest.raises(ConfigError, match="--since: expected a date"):
+        parse_moment("--since", "last week", zone)
