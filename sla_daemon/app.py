@@ -18,6 +18,7 @@ from sla_daemon.adapters.renderers import NoticeMailRenderer
 from sla_daemon.adapters.smtp import SmtpSender
 from sla_daemon.adapters.store import Store
 from sla_daemon.adapters.systemd import SystemdNotifier
+from sla_daemon.adapters.web import HttpListener, web_app
 from sla_daemon.briefings import Briefings
 from sla_daemon.clock import Clock, SystemClock
 from sla_daemon.config import (
@@ -34,18 +35,24 @@ from sla_daemon.core.model import (
 )
 from sla_daemon.core.report import NoticeRecord, Report, build_report
 from sla_daemon.delivery import delivery_settings
+from sla_daemon.hosts import listen_address
+from sla_daemon.metrics import DaemonMetrics
 from sla_daemon.ports import MailSource
 from sla_daemon.rules_from_config import build_markers, build_rules
 from sla_daemon.service import IngestSettings, SlaService, evaluate_conversations
 from sla_daemon.status_view import FailedNotice
 
 
-def build_source(mailbox: MailboxConfig, ingest: IngestConfig | None = None) -> MailSource:
+def build_source(
+    mailbox: MailboxConfig,
+    ingest: IngestConfig | None = None,
+    metrics: DaemonMetrics | None = None,
+) -> MailSource:
     """The source for one configured mailbox: IMAP, or a local Maildir/mbox.
 
     ``ingest`` gives ``max_body_bytes`` (its default when left out). Without
     ``folders.sent`` an IMAP source finds its sent folders by SPECIAL-USE and a local one
-    reads ``Sent``.
+    reads ``Sent``. With ``metrics``, an IMAP source counts its reconnects there.
     """
     ingest = ingest or IngestConfig()
     if mailbox.path is not None:
@@ -71,6 +78,7 @@ def build_source(mailbox: MailboxConfig, ingest: IngestConfig | None = None) -> 
         max_body_bytes=ingest.max_body_bytes,
         idle=mailbox.idle,
         idle_renew=mailbox.idle_renew.total_seconds(),
+        on_reconnect=metrics.reconnect_counter(mailbox.name) if metrics is not None else None,
     )
 
 
@@ -89,13 +97,17 @@ def build_notifier() -> SystemdNotifier:
 
 
 def build_service(
-    config: Config, *, clock: Clock | None = None, dry_run: bool = False
+    config: Config,
+    *,
+    clock: Clock | None = None,
+    dry_run: bool = False,
+    metrics: DaemonMetrics | None = None,
 ) -> SlaService:
     """Wire the whole pipeline for ``run``: sources, parser, store, renderer, sender."""
     rules = build_rules(config)
     # Secrets are read here, at start-up: a missing password file stops the daemon with
     # a ConfigError (exit 78) instead of failing on the first cycle.
-    sources = [build_source(mailbox, config.ingest) for mailbox in config.mailboxes]
+    sources = [build_source(mailbox, config.ingest, metrics) for mailbox in config.mailboxes]
     sender = SmtpSender(
         host=config.smtp.host,
         port=config.smtp.effective_port,
@@ -120,6 +132,14 @@ def build_service(
         briefings=build_briefings(config, rules),
         delivery=delivery_settings(config.notices, config.timezone),
     )
+
+
+def build_http_listener(config: Config, metrics: DaemonMetrics) -> HttpListener | None:
+    """The /metrics and /healthz listener of ``http.listen``; None when it is not set."""
+    if config.http is None:
+        return None
+    host, port = listen_address(config.http.listen)
+    return HttpListener(host, port, web_app(metrics))
 
 
 def build_briefings(config: Config, rules: Rules) -> Briefings | None:

@@ -202,8 +202,9 @@ def _offsets(values: Sequence[timedelta]) -> str:
 def _run(config: Config, config_path: Path, *, once: bool, dry_run: bool) -> int:
     from functools import partial
 
-    from sla_daemon.app import build_notifier, build_service
+    from sla_daemon.app import build_http_listener, build_notifier, build_service
     from sla_daemon.daemon import Daemon
+    from sla_daemon.metrics import DaemonMetrics
 
     if once:
         service = build_service(config, dry_run=dry_run)
@@ -212,12 +213,15 @@ def _run(config: Config, config_path: Path, *, once: bool, dry_run: bool) -> int
         if report.login_failures:
             raise ConfigError(report.login_failures)
         return EX_TEMPFAIL if report.source_errors else 0
+    metrics = DaemonMetrics(SystemClock()) if config.http is not None else None
     daemon = Daemon(
         config,
         config_path,
-        build_service=partial(build_service, dry_run=dry_run),
+        build_service=partial(build_service, dry_run=dry_run, metrics=metrics),
         load_config=load_config,
         notifier=build_notifier(),
+        metrics=metrics,
+        listener=build_http_listener(config, metrics) if metrics is not None else None,
     )
     daemon.install_signal_handlers()
     return daemon.run()

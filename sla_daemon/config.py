@@ -223,6 +223,13 @@ class IngestConfig(Section):
     max_body_bytes: ByteSize = 256 * 1024  # text kept per message for marker detection
 
 
+class HttpConfig(Section):
+    """The read-only HTTP listener for /metrics and /healthz (docs/operations.md)."""
+
+    listen: str = "127.0.0.1:9464"  # host:port; [::1]:9464 for IPv6
+    allow_remote: bool = False  # allow a non-loopback listen address (no authentication)
+
+
 class Config(Section):
     """The whole configuration file."""
 
@@ -239,6 +246,7 @@ class Config(Section):
     ingest: IngestConfig = IngestConfig()
     templates_dir: Path | None = None  # overrides the shipped notice templates
     notices: NoticesConfig = NoticesConfig()  # caps, batching, quiet hours, retries
+    http: HttpConfig | None = None  # /metrics and /healthz over HTTP; left out: no listener
 
     @property
     def poll_interval(self) -> timedelta:

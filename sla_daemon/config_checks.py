@@ -10,7 +10,7 @@ import re
 from email.utils import parseaddr
 from typing import TYPE_CHECKING
 
-from sla_daemon.hosts import is_loopback_host
+from sla_daemon.hosts import is_loopback_host, listen_address
 from sla_daemon.yamlpos import KeyPath
 
 if TYPE_CHECKING:
@@ -58,6 +58,7 @@ def cross_checks(config: Config) -> list[tuple[KeyPath, str]]:
             )
     problems += _calendar_problems(config)
     problems += notice_problems(config)
+    problems += http_problems(config)
     if config.default_account is not None and config.default_account not in {
         a.name for a in config.accounts
     }:
@@ -114,3 +115,26 @@ def notice_problems(config: Config) -> list[tuple[KeyPath, str]]:
         if quiet.start == quiet.end:
             problems.append((("notices", "quiet_hours", address, "end"), "equals start"))
     return problems
+
+
+def http_problems(config: Config) -> list[tuple[KeyPath, str]]:
+    """Problems of the ``http`` section: an address that cannot be listened on.
+
+    The listener has no authentication, so an address other than loopback must be
+    asked for explicitly (``allow_remote``).
+    """
+    if config.http is None:
+        return []
+    try:
+        host, _port = listen_address(config.http.listen)
+    except ValueError as exc:
+        return [(("http", "listen"), str(exc))]
+    if not config.http.allow_remote and not is_loopback_host(host):
+        return [
+            (
+                ("http", "listen"),
+                f"{host} is not a loopback address; set allow_remote: true to expose "
+                "/metrics and /healthz (no authentication) beyond this machine",
+            )
+        ]
+    return []

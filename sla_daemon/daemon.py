@@ -7,6 +7,10 @@ anew from it (new mailboxes connect, removed ones are closed, changed policies a
 the next cycle; the outbox keys keep every notice decided before from being decided
 again); when it does not, the daemon keeps running on the configuration it has and logs
 each problem.
+
+With ``http.listen`` set, a ``Listener`` serves /metrics and /healthz from the start of
+``run`` to its end; it is not rebuilt on reload (a changed ``http`` section applies at
+the next start), and the metrics it serves are updated after every cycle.
 """
 
 from __future__ import annotations
@@ -14,13 +18,16 @@ from __future__ import annotations
 import signal
 import threading
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from types import FrameType
+from typing import Protocol
 
 import structlog
 
 from sla_daemon.config import Config
 from sla_daemon.errors import ConfigError
+from sla_daemon.metrics import DaemonMetrics
 from sla_daemon.ports import ServiceNotifier
 from sla_daemon.runner import Runner
 from sla_daemon.service import CycleReport, SlaService
@@ -29,6 +36,16 @@ log = structlog.get_logger(__name__)
 
 ServiceFactory = Callable[[Config], SlaService]
 ConfigLoader = Callable[[Path], Config]
+
+
+class Listener(Protocol):
+    """Something served in the background while the daemon runs (the HTTP listener)."""
+
+    def start(self) -> None:
+        """Begin serving; raise ``OSError`` when it cannot."""
+
+    def stop(self) -> None:
+        """Stop serving."""
 
 
 class Daemon:
@@ -42,12 +59,16 @@ class Daemon:
         build_service: ServiceFactory,
         load_config: ConfigLoader,
         notifier: ServiceNotifier,
+        metrics: DaemonMetrics | None = None,
+        listener: Listener | None = None,
     ) -> None:
         self.config = config
         self.config_path = config_path
         self.build_service = build_service
         self.load_config = load_config
         self.notifier = notifier
+        self.metrics = metrics
+        self.listener = listener
         self.reloads = 0
         self._reload_requested = False
         self._stopping = False
@@ -82,15 +103,42 @@ class Daemon:
 
     def run(self) -> int:
         """Run until stopped; raise ``ConfigError`` when the first login is refused."""
-        service = self.build_service(self.config)
-        first: CycleReport | None = service.run_cycle()
+        if self.listener is not None:
+            self.listener.start()
+        try:
+            return self._run()
+        finally:
+            if self.listener is not None:
+                self.listener.stop()
+
+    def _cycle(self, service: SlaService) -> CycleReport:
+        """One cycle of ``service``, then the metrics brought up to date from it."""
+        report = service.run_cycle()
+        if self.metrics is not None:
+            self.metrics.observe_cycle(
+                report,
+                service.last_evaluations,
+                service.store.open_delivery_counts(),
+                service.store.next_delivery_at(),
+            )
+        return report
+
+    def _watched(self, service: SlaService) -> SlaService:
+        """``service``, with its mailboxes and poll interval told to the metrics."""
+        if self.metrics is not None:
+            self.metrics.watch([s.name for s in service.sources], self.config.poll_interval)
+        return service
+
+    def _run(self) -> int:
+        service = self._watched(self.build_service(self.config))
+        first: CycleReport | None = self._cycle(service)
         if first is not None and first.login_failures:
             # A refused login at start-up needs a person; systemd must not restart-loop.
             service.close()
             raise ConfigError(first.login_failures)
         while True:
             runner = Runner(
-                service.run_cycle,
+                partial(self._cycle, service),
                 self.config.poll_interval,
                 stop_event=threading.Event(),
                 notifier=self.notifier,
@@ -110,7 +158,7 @@ class Daemon:
             if self._stopping or not self._reload_requested:
                 break
             self._reload_requested = False
-            service = self._reloaded(service)
+            service = self._watched(self._reloaded(service))
         self.notifier.stopping()
         service.close()
         return 0
@@ -127,6 +175,10 @@ class Daemon:
             log.warning("reload.kept_running", reason="the new configuration is not valid")
             self.notifier.ready("reload refused: the configuration has errors (see the log)")
             return service
+        if config.http != self.config.http:
+            log.warning(
+                "reload.http_unchanged", reason="a changed http section applies at the next start"
+            )
         before = {m.name for m in self.config.mailboxes}
         after = {m.name for m in config.mailboxes}
         service.close()

@@ -17,3 +17,16 @@ def is_loopback_host(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def listen_address(text: str) -> tuple[str, int]:
+    """``host:port`` (``[::1]:port`` for IPv6) as a host and a port number.
+
+    Raises ``ValueError`` with a message naming what is wrong.
+    """
+    host, colon, port = text.strip().rpartition(":")
+    if not colon or not host:
+        raise ValueError(f"expected host:port, got {text!r}")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"expected a port number from 1 to 65535, got {port!r}")
+    return host.strip("[]"), int(port)

@@ -114,6 +114,8 @@ class SlaService:
         self.dry_run = dry_run
         self.briefings = briefings
         """The owners' morning briefings (``notices.briefing_at``), or None."""
+        self.last_evaluations: list[Evaluation] = []
+        """What the last ``decide`` evaluated (for the metrics; nothing evaluates twice)."""
         self._extra_headers = tuple(rules.markers.action_plan.headers) + tuple(
             rules.markers.waiting_on_client.headers
         )
@@ -359,6 +361,7 @@ class SlaService:
         now = self.clock.now()
         evaluations, contacts = evaluate_with_contacts(self.store, self.rules, now)
         evaluations += check_in_evaluations(evaluations, contacts, self.rules, now)
+        self.last_evaluations = evaluations
         self.outbox.decide(evaluations, now, report)
         if self.briefings is not None:
             self.briefings.decide(self.store, evaluations, now, report, dry_run=self.dry_run)

@@ -56,6 +56,10 @@ Security = Literal["tls", "starttls", "none"]
 _log = structlog.get_logger()
 
 
+def _nothing() -> None:
+    """The default ``on_reconnect``: nobody counts."""
+
+
 class ImapSource:
     r"""A ``MailSource`` that reads one IMAP account's inbox and sent folders.
 
@@ -70,6 +74,8 @@ class ImapSource:
     ``use_condstore=False`` never enables CONDSTORE, even where the server offers it;
     ``flag_refresh`` (default 500) is how many of the highest UIDs up to the cursor have
     their flags fetched again on each poll without CONDSTORE (0: none).
+    ``on_reconnect`` is called each time a connection is made again after one was lost
+    or closed (the polling connection, or a watcher's), e.g. to count reconnects.
     """
 
     def __init__(
@@ -95,6 +101,7 @@ class ImapSource:
         watch_retry_wait: tuple[float, float] = (1.0, 60.0),
         use_condstore: bool = True,
         flag_refresh: int = 500,
+        on_reconnect: Callable[[], None] | None = None,
     ) -> None:
         if security not in ("tls", "starttls", "none"):
             raise ValueError(f"mailbox {name!r}: unknown security {security!r}")
@@ -146,6 +153,8 @@ class ImapSource:
         self.flag_refresh = flag_refresh
         self._condstore = False
         self._reported_flags = ReportedFlags()
+        self._on_reconnect = on_reconnect or _nothing
+        self._polling_connections = 0
 
     def __repr__(self) -> str:
         # Spelled out so that the password can never reach a log through repr().
@@ -201,6 +210,7 @@ class ImapSource:
             renew=self.idle_renew,
             check_every=self._idle_check_interval,
             retry_wait=self._watch_retry_wait,
+            reconnected=self._on_reconnect,
         )
         starter = WatchStarter(
             settings,
@@ -348,6 +358,9 @@ class ImapSource:
     def _connected(self) -> IMAPClient:
         if self._client is None:
             client = self._client = self._login.connect()
+            self._polling_connections += 1
+            if self._polling_connections > 1:
+                self._on_reconnect()
             self._condstore = False
             self._condstore = condstore_enabled(
                 client, mailbox=self.name, wanted=self.use_condstore, guard=self._guard

@@ -20,7 +20,7 @@ import select
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 import tenacity
@@ -77,6 +77,8 @@ class WatchSettings:
     """Seconds between looks at ``stop`` while idling."""
     retry_wait: tuple[float, float]
     """First and longest wait between reconnects."""
+    reconnected: Callable[[], None] = field(default=lambda: None)
+    """Called when a watcher listens again after its connection was lost."""
 
 
 class FolderWatcher:
@@ -143,6 +145,7 @@ class FolderWatcher:
                     _log.info(
                         "imap watch resumed", mailbox=self.settings.mailbox, folder=self.folder
                     )
+                    self.settings.reconnected()
                     self.settings.wake()
                 self._idle_round(client, time.monotonic() + self.settings.renew)
                 _text, responses = client.idle_done()

@@ -81,6 +81,16 @@ class DeliveryRecords(Tables):
         ).fetchone()
         return _time(row[0])
 
+    def open_delivery_counts(self) -> dict[str, int]:
+        """How many deliveries are ``pending`` and ``held`` (the outbox depth)."""
+        rows = self._db.execute(
+            "SELECT state, COUNT(*) FROM deliveries WHERE state IN ('pending', 'held') "
+            "GROUP BY state"
+        ).fetchall()
+        counts = dict.fromkeys(OPEN_STATES, 0)
+        counts.update({str(state): int(count) for state, count in rows})
+        return counts
+
     def hold_delivery(self, key: str, recipient: str, until: datetime) -> None:
         """Keep a delivery back on purpose until ``until``."""
         self._db.execute(
