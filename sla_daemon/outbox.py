@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,6 +20,7 @@ from typing import Protocol
 import structlog
 
 from sla_daemon.adapters.store import Store
+from sla_daemon.auto_ack_limits import apply_sender_cap, count_suppression
 from sla_daemon.clock import Clock
 from sla_daemon.core.model import (
     Account,
@@ -34,6 +36,7 @@ from sla_daemon.ports import NoticeSender
 
 log = structlog.get_logger(__name__)
 
+_IN_SUMMARY = "already past due when first seen"  # the reason given in _record_digest
 DigestItem = tuple[Decision, ConversationStatus, Account | None]
 
 
@@ -68,6 +71,8 @@ class OutboxReport:
     failed: int = 0
     next_check_at: datetime | None = None
     digests: list[str] = field(default_factory=list)
+    # Suppressed notices and unanswered inbox mail, by reason code (auto_ack_limits).
+    suppressed_by_reason: Counter[str] = field(default_factory=Counter)
 
 
 class Outbox:
@@ -108,6 +113,9 @@ class Outbox:
             for decision in evaluation.decisions:
                 if self.store.is_decided(decision.key):
                     continue
+                decision = apply_sender_cap(
+                    decision, self.store, self.rules.auto_ack_per_sender_per_day, now
+                )
                 if self.dry_run:
                     log.info(
                         "notice.would_decide",
@@ -124,6 +132,7 @@ class Outbox:
                     digests.setdefault(owner, []).append((decision, evaluation.status, account))
                     continue
                 self._record(decision, evaluation.status, now, report)
+                count_suppression(report.suppressed_by_reason, decision.suppressed_reason)
         for owner, items in sorted(digests.items()):
             if len({decision.conversation_id for decision, _, _ in items}) == 1:
                 # One late conversation is told the usual way (owner and leads); the
@@ -132,6 +141,7 @@ class Outbox:
                     self._record(decision, status, now, report)
             else:
                 self._record_digest(owner, items, now, report)
+                count_suppression(report.suppressed_by_reason, _IN_SUMMARY, len(items))
 
     def _account(self, status: ConversationStatus) -> Account | None:
         return self.rules.account_named(status.account) if status.account else None

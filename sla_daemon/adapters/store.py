@@ -16,6 +16,7 @@ from pathlib import Path
 
 from sla_daemon.adapters.schema import MIGRATIONS, SCHEMA_VERSION
 from sla_daemon.adapters.store_base import iso_utc
+from sla_daemon.adapters.store_limits import AutoAckLimitRecords
 from sla_daemon.adapters.store_messages import SUBJECT_INDEX_VERSION, MessageRecords
 from sla_daemon.adapters.store_outbox import OutboxRecords
 from sla_daemon.ports import FolderCursor
@@ -31,7 +32,7 @@ class SchemaTooOldError(RuntimeError):
     """A read-only reader found a database that still needs migrating."""
 
 
-class Store(MessageRecords, OutboxRecords):
+class Store(MessageRecords, OutboxRecords, AutoAckLimitRecords):
     """The SQLite state database. Open one per process; not shared across threads."""
 
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
