@@ -6,6 +6,7 @@ import email
 import email.policy
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
@@ -53,8 +54,10 @@ class SmtpSink:
     """An aiosmtpd server on 127.0.0.1 that collects mail in ``messages``.
 
     Set ``respond_with`` (e.g. ``"451 4.3.0 Try again later"``) to refuse DATA with that
-    reply instead of accepting. Extra keyword arguments go to aiosmtpd's ``SMTP``
-    (for example ``authenticator`` and ``auth_require_tls``).
+    reply instead of accepting. ``on_receive``, when set, is called with each mail once it
+    is recorded and before the client is answered (a crash test kills the sender there).
+    Extra keyword arguments go to aiosmtpd's ``SMTP`` (for example ``authenticator`` and
+    ``auth_require_tls``).
     """
 
     host = "127.0.0.1"
@@ -62,6 +65,7 @@ class SmtpSink:
     def __init__(self, **smtp_kwargs: Any) -> None:
         self.port = 0
         self.respond_with: str | None = None
+        self.on_receive: Callable[[ReceivedMail], None] | None = None
         self._smtp_kwargs = smtp_kwargs
         self._messages: list[ReceivedMail] = []
         self._lock = threading.Lock()
@@ -118,3 +122,6 @@ class SmtpSink:
     def _record(self, mail: ReceivedMail) -> None:
         with self._lock:
             self._messages.append(mail)
+        hook = self.on_receive
+        if hook is not None:
+            hook(mail)
