@@ -11,10 +11,11 @@ import structlog.testing
 
 from sla_daemon.adapters.store import Store
 from sla_daemon.auto_ack_limits import REASON_CODES, reason_code
-from sla_daemon.core.model import NoticeKind
+from sla_daemon.core.engine import evaluate
+from sla_daemon.core.model import Address, MessageFacts, NoticeKind
 from sla_daemon.service import SlaService
 from tests.mailbuild import build_mail
-from tests.unit.builders import NOW, rules
+from tests.unit.builders import NOW, client_mail, rules, team_reply
 from tests.unit.test_service import FakeSender, FakeSource, _service
 
 
@@ -137,15 +138,28 @@ def test_inbox_automated_mail_is_counted_and_logged_by_kind(tmp_path: Path) -> N
     assert line["reason"] == "auto_reply" and "Auto-Submitted" in line["detail"]
 
 
+def _engine_auto_ack_reason(*messages: MessageFacts) -> str:
+    """The reason the engine gives for suppressing the auto-ack of ``messages``."""
+    evaluation = evaluate("c-1", messages, rules(), {}, NOW)
+    [decision] = [d for d in evaluation.decisions if d.kind is NoticeKind.AUTO_ACK]
+    assert decision.suppressed_reason is not None
+    return decision.suppressed_reason
+
+
 def test_every_known_reason_has_its_own_code() -> None:
-    """The engine's and outbox's reason texts map to distinct codes, never 'other'."""
-    reasons = [
-        "a team member has already replied",
-        "the message is older than auto_ack_max_age (3600s)",
-        "the reply address support@acme.example belongs to the team",
-        "already past due when first seen; reported in the summary digest|x",
-    ]
-    codes = [reason_code(r) for r in reasons]
-    assert "other" not in codes and len(set(codes)) == len(codes)
+    """The engine's own reason texts (taken from it) and the outbox's map to distinct codes."""
+    engine_reasons = {
+        "team_replied": _engine_auto_ack_reason(
+            client_mail("m1", 0.5), team_reply("r1", 0.4, "m1")
+        ),
+        "too_old": _engine_auto_ack_reason(client_mail("m1", 2)),
+        "our_address": _engine_auto_ack_reason(
+            replace(client_mail("m1", 0.1), reply_to=(Address("support@acme.example"),))
+        ),
+    }
+    for code, reason in engine_reasons.items():
+        assert reason_code(reason) == code, reason
+    summary = "already past due when first seen; reported in the summary digest|x"
+    assert reason_code(summary) == "in_summary"
     assert len({code for _, code in REASON_CODES}) == len(REASON_CODES)
     assert reason_code("something new") == "other"
