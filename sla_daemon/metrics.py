@@ -28,18 +28,6 @@ NO_ACCOUNT = "(none)"
 """The ``account`` label of conversations outside every configured account."""
 
 
-def suppressed_by_reason(report: CycleReport) -> Tally[str]:
-    """The cycle's suppressed notices per reason.
-
-    Uses ``report.suppressed_by_reason`` where the outbox reports it; otherwise the
-    total is counted under the reason ``unspecified``.
-    """
-    by_reason = getattr(report, "suppressed_by_reason", None)
-    if isinstance(by_reason, Tally):
-        return by_reason
-    return Tally({"unspecified": report.suppressed}) if report.suppressed else Tally()
-
-
 class DaemonMetrics:
     """The daemon's figures in a registry of its own, and the state health is judged on."""
 
@@ -131,7 +119,7 @@ class DaemonMetrics:
                 self.notices_sent.labels(kind=kind).inc(outcomes["sent"])
             if outcomes.get("failed"):
                 self.notices_failed.labels(kind=kind).inc(outcomes["failed"])
-        for reason, count in suppressed_by_reason(report).items():
+        for reason, count in report.suppressed_by_reason.items():
             self.notices_suppressed.labels(reason=reason).inc(count)
         self._observe_conversations(evaluations)
         for state, count in open_deliveries.items():

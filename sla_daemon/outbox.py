@@ -9,6 +9,7 @@ flight at a crash may go once more, with the same Message-ID).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,6 +19,7 @@ from typing import Protocol
 import structlog
 
 from sla_daemon.adapters.store import Store
+from sla_daemon.auto_ack_limits import apply_sender_cap, count_suppression
 from sla_daemon.clock import Clock
 from sla_daemon.core.model import (
     Account,
@@ -33,6 +35,7 @@ from sla_daemon.ports import NoticeSender
 
 log = structlog.get_logger(__name__)
 
+_IN_SUMMARY = "already past due when first seen"  # the reason given in _record_digest
 DigestItem = tuple[Decision, ConversationStatus, Account | None]
 
 
@@ -71,6 +74,8 @@ class OutboxReport:
     digests: list[str] = field(default_factory=list)
     # Per notice kind, per delivery outcome (sent, held, retrying, failed): a count.
     deliveries: dict[str, dict[str, int]] = field(default_factory=dict)
+    # Suppressed notices and unanswered inbox mail, by reason code (auto_ack_limits).
+    suppressed_by_reason: Counter[str] = field(default_factory=Counter)
 
 
 class Outbox:
@@ -113,6 +118,9 @@ class Outbox:
             for decision in evaluation.decisions:
                 if self.store.is_decided(decision.key):
                     continue
+                decision = apply_sender_cap(
+                    decision, self.store, self.rules.auto_ack_per_sender_per_day, now
+                )
                 if self.dry_run:
                     log.info(
                         "notice.would_decide",
@@ -129,6 +137,7 @@ class Outbox:
                     digests.setdefault(owner, []).append((decision, evaluation.status, account))
                     continue
                 self._record(decision, evaluation.status, now, report)
+                count_suppression(report.suppressed_by_reason, decision.suppressed_reason)
         for owner, items in sorted(digests.items()):
             if len({decision.conversation_id for decision, _, _ in items}) == 1:
                 # One late conversation is told the usual way (owner and leads); the
@@ -137,6 +146,7 @@ class Outbox:
                     self._record(decision, status, now, report)
             else:
                 self._record_digest(owner, items, now, report)
+                count_suppression(report.suppressed_by_reason, _IN_SUMMARY, len(items))
 
     def _account(self, status: ConversationStatus) -> Account | None:
         return self.rules.account_named(status.account) if status.account else None

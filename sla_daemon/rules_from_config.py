@@ -126,6 +126,7 @@ def build_rules(config: Config, *, today: date | None = None) -> Rules:
         markers=build_markers(config.markers),
         auto_ack_max_age=config.ingest.auto_ack_max_age,
         default_account=config.default_account,
+        auto_ack_per_sender_per_day=config.notices.auto_ack_per_sender_per_day,
         calendars=calendars,
     )
 

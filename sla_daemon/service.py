@@ -14,6 +14,7 @@ from typing import Protocol
 import structlog
 
 from sla_daemon.adapters.store import Store
+from sla_daemon.auto_ack_limits import note_inbound
 from sla_daemon.briefings import Briefings
 from sla_daemon.clock import Clock
 from sla_daemon.core.aftercare import AccountContact, account_contacts, check_in_evaluations
@@ -141,6 +142,7 @@ class SlaService:
             quarantined=report.quarantined,
             decided=report.decided,
             suppressed=report.suppressed,
+            suppressed_by_reason=dict(sorted(report.suppressed_by_reason.items())),
             sent=report.sent,
             failed=report.failed,
             deliveries=report.deliveries,
@@ -337,6 +339,7 @@ class SlaService:
             links.setdefault(message_id, conversation_id)
         report.stored += 1
         verdict = classify(facts, self.rules)
+        note_inbound(report.suppressed_by_reason, facts, verdict.role, verdict.reason)
         log.debug(
             "message.stored",
             message_id=facts.message_id,

@@ -18,6 +18,7 @@ from pathlib import Path
 from sla_daemon.adapters.schema import MIGRATIONS, SCHEMA_VERSION
 from sla_daemon.adapters.store_base import iso_utc
 from sla_daemon.adapters.store_deliveries import DeliveryRecords
+from sla_daemon.adapters.store_limits import AutoAckLimitRecords
 from sla_daemon.adapters.store_messages import SUBJECT_INDEX_VERSION, MessageRecords
 from sla_daemon.adapters.store_outbox import OutboxRecords
 from sla_daemon.ports import FolderCursor
@@ -33,7 +34,7 @@ class SchemaTooOldError(RuntimeError):
     """A read-only reader found a database that still needs migrating."""
 
 
-class Store(MessageRecords, OutboxRecords, DeliveryRecords):
+class Store(MessageRecords, OutboxRecords, DeliveryRecords, AutoAckLimitRecords):
     """The SQLite state database. Open one per process; not shared across threads."""
 
     def __init__(self, path: Path, *, readonly: bool = False) -> None:

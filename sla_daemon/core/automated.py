@@ -157,6 +157,14 @@ _NAMED_HEADERS: tuple[tuple[str, AutomatedKind, str], ...] = (
     ("list-id", AutomatedKind.LIST, "mailing list (List-Id)"),
     ("list-unsubscribe", AutomatedKind.LIST, "mailing list (List-Unsubscribe)"),
     ("list-post", AutomatedKind.LIST, "mailing list (List-Post)"),
+    # The rest of RFC 2369 and the marks of list managers that predate it (ezmlm's
+    # Mailing-List, fml's X-MLServer): their own notices ("you are not a member", "loop
+    # alert") often carry nothing else.
+    ("list-subscribe", AutomatedKind.LIST, "mailing list (List-Subscribe)"),
+    ("list-help", AutomatedKind.LIST, "mailing list (List-Help)"),
+    ("list-owner", AutomatedKind.LIST, "mailing list (List-Owner)"),
+    ("mailing-list", AutomatedKind.LIST, "mailing list (Mailing-List)"),
+    ("x-mlserver", AutomatedKind.LIST, "mailing list manager (X-MLServer)"),
 )
 _PRECEDENCE_KINDS = {
     "bulk": AutomatedKind.BULK,

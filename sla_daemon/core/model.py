@@ -234,6 +234,7 @@ class Rules:
     markers: Markers = Markers()
     auto_ack_max_age: timedelta = timedelta(hours=1)
     default_account: str | None = None
+    auto_ack_per_sender_per_day: int = 3  # 0: no auto-acks at all (see auto_ack_limits)
     # Business calendars by name; ``24x7`` is always available without an entry.
     calendars: dict[str, Calendar] = field(default_factory=dict)
 

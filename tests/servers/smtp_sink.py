@@ -7,6 +7,7 @@ import email
 import email.policy
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
@@ -77,6 +78,10 @@ class SmtpSink:
     once. A 421 reply also closes the connection. ``stop`` and ``start`` again listen
     on the same port. Extra keyword arguments go to aiosmtpd's ``SMTP`` (for example
     ``authenticator`` and ``auth_require_tls``).
+    reply instead of accepting. ``on_receive``, when set, is called with each mail once it
+    is recorded and before the client is answered (a crash test kills the sender there).
+    Extra keyword arguments go to aiosmtpd's ``SMTP`` (for example ``authenticator`` and
+    ``auth_require_tls``).
     """
 
     host = "127.0.0.1"
@@ -86,6 +91,7 @@ class SmtpSink:
         self.respond_with: str | None = None
         self.data_replies: list[str | None] = []
         self.rcpt_replies: dict[str, list[str | None]] = {}
+        self.on_receive: Callable[[ReceivedMail], None] | None = None
         self._smtp_kwargs = smtp_kwargs
         self._messages: list[ReceivedMail] = []
         self._lock = threading.Lock()
@@ -148,3 +154,6 @@ class SmtpSink:
     def _record(self, mail: ReceivedMail) -> None:
         with self._lock:
             self._messages.append(mail)
+        hook = self.on_receive
+        if hook is not None:
+            hook(mail)

@@ -297,3 +297,13 @@ def test_human_mail_has_no_automation_reason() -> None:
     """automation_reason() is None for a person's mail, and classify() finds the client."""
     assert automation_reason(mail()) is None
     assert classify(mail(), rules()).role is Role.CLIENT
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["list-subscribe", "list-help", "list-owner", "mailing-list", "x-mlserver"],
+)
+def test_list_manager_headers_are_list_traffic(header: str) -> None:
+    """A list manager's own notice, known only by an RFC 2369 or manager header, is LIST."""
+    verdict = detect_automated(mail(headers=((header, "fml [fml 4.0.3 release]"),)))
+    assert verdict.kind is AutomatedKind.LIST

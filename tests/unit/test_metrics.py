@@ -83,6 +83,7 @@ def test_metrics_take_in_a_cycle_report_and_its_evaluations() -> None:
     metrics = DaemonMetrics(clock)
     metrics.watch(["support"], MINUTE)
     report = CycleReport(suppressed=2, synced=["support"])
+    report.suppressed_by_reason.update({"too_old": 1, "sender_cap": 1})
     report.deliveries = {"auto_ack": {"sent": 1}, "breach": {"sent": 2, "failed": 1}}
     evaluations = [
         _status(ConversationState.AWAITING_ACK, "Globex"),
@@ -101,7 +102,8 @@ def test_metrics_take_in_a_cycle_report_and_its_evaluations() -> None:
     assert samples[("sla_daemon_notices_sent_total", (("kind", "auto_ack"),))] == 1
     assert samples[("sla_daemon_notices_sent_total", (("kind", "breach"),))] == 2
     assert samples[("sla_daemon_notices_failed_total", (("kind", "breach"),))] == 1
-    assert samples[("sla_daemon_notices_suppressed_total", (("reason", "unspecified"),))] == 2
+    assert samples[("sla_daemon_notices_suppressed_total", (("reason", "too_old"),))] == 1
+    assert samples[("sla_daemon_notices_suppressed_total", (("reason", "sender_cap"),))] == 1
     assert samples[("sla_daemon_outbox_depth", (("state", "pending"),))] == 3
     assert samples[("sla_daemon_cycles_total", ())] == 2
     assert samples[("sla_daemon_mailbox_seconds_since_sync", (("mailbox", "support"),))] == 42
