@@ -122,11 +122,16 @@ class Outbox:
                     decision, self.store, self.rules.auto_ack_per_sender_per_day, now
                 )
                 if self.dry_run:
+                    # Rendered as for real, so a broken template shows on a dry run too.
+                    subject = None
+                    if decision.suppressed_reason is None:
+                        subject = str(self._render(decision, evaluation.status, now)["Subject"])
                     log.info(
                         "notice.would_decide",
                         key=decision.key,
                         kind=decision.kind.value,
                         recipients=list(decision.recipients),
+                        subject=subject,
                         suppressed=decision.suppressed_reason,
                         pre_existing=decision.pre_existing,
                     )
@@ -151,26 +156,30 @@ class Outbox:
     def _account(self, status: ConversationStatus) -> Account | None:
         return self.rules.account_named(status.account) if status.account else None
 
+    def _render(
+        self, decision: Decision, status: ConversationStatus, now: datetime
+    ) -> EmailMessage:
+        """The notice for ``decision``, as it would be recorded and sent."""
+        trigger = (
+            self.store.message(decision.trigger_message_id) if decision.trigger_message_id else None
+        )
+        # An escalation quotes the client's latest words and names who acknowledged.
+        history = (
+            self.store.conversation_messages(decision.conversation_id)
+            if decision.kind in (NoticeKind.WARNING, NoticeKind.BREACH)
+            else ()
+        )
+        return self.renderer.render(
+            decision, status, trigger, self._account(status), now, history=history
+        )
+
     def _record(
         self, decision: Decision, status: ConversationStatus, now: datetime, report: OutboxReport
     ) -> None:
         payload: bytes | None = None
         message_id: str | None = None
         if decision.suppressed_reason is None:
-            trigger = (
-                self.store.message(decision.trigger_message_id)
-                if decision.trigger_message_id
-                else None
-            )
-            # An escalation quotes the client's latest words and names who acknowledged.
-            history = (
-                self.store.conversation_messages(decision.conversation_id)
-                if decision.kind in (NoticeKind.WARNING, NoticeKind.BREACH)
-                else ()
-            )
-            message = self.renderer.render(
-                decision, status, trigger, self._account(status), now, history=history
-            )
+            message = self._render(decision, status, now)
             payload, message_id = message.as_bytes(), str(message["Message-ID"])
         with self.store.transaction():
             self.store.decide(
