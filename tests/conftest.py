@@ -6,6 +6,7 @@ The servers themselves live in ``tests/servers``; this file only wires them to p
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -14,10 +15,24 @@ from typing import Any
 
 import pytest
 
+from sla_daemon.logs import reset_logging
 from tests.servers.dovecot import INSTALL_HINT, DovecotServer, find_dovecot
 from tests.servers.smtp_sink import SmtpSink
 
 _user_numbers = itertools.count(1)
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """Every test starts from the default logging, whatever the test before it ran.
+
+    ``main`` configures logging for the process, on a stderr that may be a captured stream
+    closed after its test.
+    """
+    root_level = logging.getLogger().level
+    yield
+    reset_logging()
+    logging.getLogger().setLevel(root_level)
 
 
 @dataclass(frozen=True)

@@ -146,5 +146,9 @@ MIGRATIONS: tuple[str, ...] = (
         FROM outbox, json_each(outbox.recipients)
         WHERE outbox.status IN ('pending', 'sent', 'failed');
     """,
+    # 5: the per-sender auto-ack cap counts a kind's recent decisions at every decision.
+    """
+    CREATE INDEX IF NOT EXISTS outbox_by_kind_and_time ON outbox (kind, decided_at);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import strict
@@ -14,17 +12,7 @@ import pytest
 from sla_daemon.cli import main
 from sla_daemon.core.model import NoticeKind
 from sla_daemon.demo import demo_config_text
-from sla_daemon.logs import reset_logging
 from sla_daemon.preview import SAMPLES, preview_names
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """``main`` configures logging for the process; leave it as the next test expects."""
-    root_level = logging.getLogger().level
-    yield
-    reset_logging()
-    logging.getLogger().setLevel(root_level)
 
 
 def test_every_notice_kind_has_a_preview_sample() -> None:
