@@ -35,11 +35,12 @@ from sla_daemon.core.model import (
 )
 from sla_daemon.core.report import NoticeRecord, Report, build_report
 from sla_daemon.delivery import delivery_settings
+from sla_daemon.evaluation import evaluate_conversations
 from sla_daemon.hosts import listen_address
 from sla_daemon.metrics import DaemonMetrics
 from sla_daemon.ports import MailSource
 from sla_daemon.rules_from_config import build_markers, build_rules
-from sla_daemon.service import IngestSettings, SlaService, evaluate_conversations
+from sla_daemon.service import IngestSettings, SlaService
 from sla_daemon.status_view import FailedNotice
 
 

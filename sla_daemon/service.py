@@ -17,11 +17,9 @@ from sla_daemon.adapters.store import Store
 from sla_daemon.auto_ack_limits import note_inbound
 from sla_daemon.briefings import Briefings
 from sla_daemon.clock import Clock
-from sla_daemon.core.aftercare import AccountContact, account_contacts, check_in_evaluations
+from sla_daemon.core.aftercare import check_in_evaluations
 from sla_daemon.core.classify import classify
-from sla_daemon.core.engine import evaluate
 from sla_daemon.core.model import (
-    ConversationStatus,
     Evaluation,
     FolderKind,
     MessageFacts,
@@ -30,6 +28,7 @@ from sla_daemon.core.model import (
 from sla_daemon.core.threads import ids_to_link, plan_threading, without_known_people
 from sla_daemon.delivery import DeliverySettings
 from sla_daemon.errors import AuthenticationError, TransientError
+from sla_daemon.evaluation import evaluate_all, evaluate_with_contacts
 from sla_daemon.outbox import NoticeRenderer, Outbox, OutboxReport
 from sla_daemon.ports import FetchedMessage, FolderBatch, FolderCursor, MailSource, NoticeSender
 
@@ -372,41 +371,3 @@ class SlaService:
     def flush(self, report: CycleReport) -> None:
         """Send what the outbox holds."""
         self.outbox.flush(report)
-
-
-def evaluate_all(store: Store, rules: Rules, now: datetime) -> list[Evaluation]:
-    """Evaluate every stored conversation at ``now``; reads the store, writes nothing."""
-    return [
-        evaluate(
-            conversation_id,
-            store.conversation_messages(conversation_id),
-            rules,
-            store.notices_for(conversation_id),
-            now,
-        )
-        for conversation_id in store.conversation_ids()
-    ]
-
-
-def evaluate_with_contacts(
-    store: Store, rules: Rules, now: datetime
-) -> tuple[list[Evaluation], dict[str, AccountContact]]:
-    """``evaluate_all``, and per account the contact its check-in is counted from."""
-    evaluations: list[Evaluation] = []
-    contacts: dict[str, AccountContact] = {}
-    for conversation_id in store.conversation_ids():
-        messages = store.conversation_messages(conversation_id)
-        notices = store.notices_for(conversation_id)
-        evaluations.append(evaluate(conversation_id, messages, rules, notices, now))
-        for name, contact in account_contacts([messages], rules, now).items():
-            contacts[name] = contact.merged(contacts[name]) if name in contacts else contact
-    return evaluations, contacts
-
-
-def evaluate_conversations(store: Store, rules: Rules, now: datetime) -> list[ConversationStatus]:
-    """Where every client conversation stands at ``now``.
-
-    Conversations that never had a client request (automated mail, mail from senders
-    outside every account) are left out: they carry no promise.
-    """
-    return [e.status for e in evaluate_all(store, rules, now) if e.status.cycle > 0]

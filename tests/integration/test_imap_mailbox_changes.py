@@ -19,8 +19,9 @@ from sla_daemon.adapters.imap import ImapSource
 from sla_daemon.app import build_service
 from sla_daemon.config import load_config
 from sla_daemon.core.model import ConversationState
+from sla_daemon.evaluation import evaluate_conversations
 from sla_daemon.ports import FolderBatch, FolderCursor
-from sla_daemon.service import SlaService, evaluate_conversations
+from sla_daemon.service import SlaService
 from tests.conftest import ImapUser
 from tests.mailbuild import build_mail
 from tests.servers.dovecot import DovecotServer
