@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(BIN)/sla-daemon demo
 
 test: $(STAMP)
-	sh scripts/ensure-dovecot.sh
+	sh scripts/ensure-test-packages.sh
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -35,12 +35,12 @@ unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
 integration: $(STAMP)
-	sh scripts/ensure-dovecot.sh
+	sh scripts/ensure-test-packages.sh
 	$(BIN)/pytest tests/integration tests/e2e
 
 # Not part of `make test`: prints figures against baselines measured in the same run.
 bench: $(STAMP)
-	sh scripts/ensure-dovecot.sh
+	sh scripts/ensure-test-packages.sh
 	$(BIN)/python benchmarks/ingest.py
 
 # Regenerates the key reference in docs/configuration.md from the configuration schema.

@@ -30,7 +30,7 @@ from imapclient import IMAPClient
 DOVECOT_CANDIDATES = ("dovecot", "/usr/sbin/dovecot")
 INSTALL_HINT = (
     "sla-daemon tests need Dovecot: install the Debian/Ubuntu package dovecot-imapd "
-    "(sudo apt-get install dovecot-imapd, or run scripts/ensure-dovecot.sh)"
+    "(sudo apt-get install dovecot-imapd, or run scripts/ensure-test-packages.sh)"
 )
 
 _USERNAME = re.compile(r"^[A-Za-z0-9._-]+$")
