@@ -123,7 +123,9 @@ class SmtpSender:
         except OSError as exc:  # refused, reset, unreachable, timed out
             raise TransientError(f"cannot reach SMTP server {self._server}: {exc}") from exc
         for recipient, (code, reply) in refused.items():
-            _log.warning(
+            # Debug only: the caller records each refusal with its notice and the next
+            # step (retry or give up) and logs it there, once.
+            _log.debug(
                 "smtp_recipient_refused",
                 server=self._server,
                 recipient=recipient,

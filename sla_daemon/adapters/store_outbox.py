@@ -82,22 +82,6 @@ class OutboxRecords(Tables):
         """Notices decided but not yet sent, oldest first."""
         return self._entries("WHERE status = 'pending' ORDER BY decided_at, key", ())
 
-    def mark_sent(self, key: str, now: datetime) -> None:
-        """Record that the notice went out."""
-        self._db.execute(
-            "UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1, "
-            "last_error = NULL WHERE key = ?",
-            (iso_utc(now), key),
-        )
-
-    def mark_attempt_failed(self, key: str, error: str, *, permanent: bool) -> None:
-        """Record a failed send; a permanent failure is not tried again."""
-        self._db.execute(
-            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, "
-            "status = CASE WHEN ? THEN 'failed' ELSE status END WHERE key = ?",
-            (error, permanent, key),
-        )
-
     def notices_for(self, conversation_id: str) -> dict[str, SentNotice]:
         """The outbox's decisions for a conversation, by key (for the engine)."""
         rows = self._db.execute(

@@ -192,16 +192,20 @@ def test_mixed_refusals_of_every_recipient_are_permanent() -> None:
         plain_sender(port).send(notice(To="alice@acme.example, lead@acme.example"))
 
 
-def test_partly_refused_recipients_are_logged_and_the_rest_delivered() -> None:
-    """Mail goes to the accepted recipients; each refused one gets a warning."""
+def test_partly_refused_recipients_are_returned_and_the_rest_delivered() -> None:
+    """Mail goes to the accepted recipients; each refused one is returned with its reply.
+
+    The sender does not warn about them itself: the delivery code logs each refusal
+    once, with the notice it belongs to and what happens next.
+    """
     handler = ScriptedHandler(rcpt_replies={"gone@acme.example": "550 5.1.1 No such user"})
     with smtp_server(handler) as port, capture_logs() as logs:
-        plain_sender(port).send(notice(To="alice@acme.example, gone@acme.example"))
+        refused = plain_sender(port).send(notice(To="alice@acme.example, gone@acme.example"))
     assert [mail.rcpt_tos for mail in handler.received] == [["alice@acme.example"]]
-    warnings = [entry for entry in logs if entry["log_level"] == "warning"]
-    assert len(warnings) == 1
-    assert warnings[0]["recipient"] == "gone@acme.example"
-    assert warnings[0]["code"] == 550
+    assert list(refused) == ["gone@acme.example"]
+    code, reply = refused["gone@acme.example"]
+    assert code == 550 and "No such user" in reply
+    assert [entry for entry in logs if entry["log_level"] == "warning"] == []
 
 
 def test_nobody_listening_is_transient() -> None:

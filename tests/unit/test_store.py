@@ -52,22 +52,22 @@ def test_messages_round_trip(tmp_path: Path) -> None:
 
 
 def test_outbox_decides_each_key_once(tmp_path: Path) -> None:
-    """The second decision under the same key is ignored; sent notices are recorded."""
+    """The second decision under the same key is ignored; a delivered notice is sent."""
     store = Store(tmp_path / "s.sqlite3")
     assert store.decide("k", "c-1", NoticeKind.WARNING, ("a@x",), NOW, payload=b"x")
     assert not store.decide("k", "c-1", NoticeKind.WARNING, ("b@x",), NOW, payload=b"y")
     [pending] = store.pending()
     assert pending.recipients == ("a@x",) and pending.payload == b"x"
-    store.mark_sent("k", NOW)
+    store.mark_delivered("k", "a@x", NOW, via=None)
     assert store.pending() == []
     assert store.notices_for("c-1")["k"].sent_at == NOW
 
 
 def test_permanent_failure_is_not_retried(tmp_path: Path) -> None:
-    """A notice marked permanently failed leaves the pending list with its error."""
+    """A notice whose only delivery failed for good leaves the pending list with its error."""
     store = Store(tmp_path / "s.sqlite3")
     store.decide("k", "c-1", NoticeKind.BREACH, ("a@x",), NOW, payload=b"x")
-    store.mark_attempt_failed("k", "550 no such user", permanent=True)
+    store.mark_delivery_failed("k", "a@x", 550, "550 no such user")
     assert store.pending() == []
     [entry] = store.outbox()
     assert (entry.status, entry.last_error) == ("failed", "550 no such user")
