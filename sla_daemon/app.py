@@ -16,6 +16,7 @@ from sla_daemon.adapters.local import LocalSource
 from sla_daemon.adapters.mailparse import MalformedMessage, parse_message
 from sla_daemon.adapters.renderers import NoticeMailRenderer
 from sla_daemon.adapters.smtp import SmtpSender
+from sla_daemon.adapters.status_html import StatusPageRenderer
 from sla_daemon.adapters.store import Store
 from sla_daemon.adapters.systemd import SystemdNotifier
 from sla_daemon.adapters.web import HttpListener, web_app
@@ -41,6 +42,7 @@ from sla_daemon.metrics import DaemonMetrics
 from sla_daemon.ports import MailSource
 from sla_daemon.rules_from_config import build_markers, build_rules
 from sla_daemon.service import IngestSettings, SlaService
+from sla_daemon.status_board import StatusBoard
 from sla_daemon.status_view import FailedNotice
 
 
@@ -135,12 +137,19 @@ def build_service(
     )
 
 
-def build_http_listener(config: Config, metrics: DaemonMetrics) -> HttpListener | None:
-    """The /metrics and /healthz listener of ``http.listen``; None when it is not set."""
+def build_http_listener(
+    config: Config, metrics: DaemonMetrics, board: StatusBoard | None = None
+) -> HttpListener | None:
+    """The listener of ``http.listen`` (the status page with ``board``); None when unset."""
     if config.http is None:
         return None
     host, port = listen_address(config.http.listen)
-    return HttpListener(host, port, web_app(metrics))
+    if board is None:
+        return HttpListener(host, port, web_app(metrics))
+    renderer = StatusPageRenderer()
+    return HttpListener(
+        host, port, web_app(metrics, lambda query: renderer.render(board.page(query)))
+    )
 
 
 def build_briefings(config: Config, rules: Rules) -> Briefings | None:

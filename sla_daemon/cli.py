@@ -205,6 +205,7 @@ def _run(config: Config, config_path: Path, *, once: bool, dry_run: bool) -> int
     from sla_daemon.app import build_http_listener, build_notifier, build_service
     from sla_daemon.daemon import Daemon
     from sla_daemon.metrics import DaemonMetrics
+    from sla_daemon.status_board import StatusBoard
 
     if once:
         service = build_service(config, dry_run=dry_run)
@@ -214,6 +215,7 @@ def _run(config: Config, config_path: Path, *, once: bool, dry_run: bool) -> int
             raise ConfigError(report.login_failures)
         return EX_TEMPFAIL if report.source_errors else 0
     metrics = DaemonMetrics(SystemClock()) if config.http is not None else None
+    board = StatusBoard(SystemClock()) if config.http is not None else None
     daemon = Daemon(
         config,
         config_path,
@@ -221,7 +223,8 @@ def _run(config: Config, config_path: Path, *, once: bool, dry_run: bool) -> int
         load_config=load_config,
         notifier=build_notifier(),
         metrics=metrics,
-        listener=build_http_listener(config, metrics) if metrics is not None else None,
+        listener=build_http_listener(config, metrics, board) if metrics is not None else None,
+        board=board,
     )
     daemon.install_signal_handlers()
     return daemon.run()

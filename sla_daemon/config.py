@@ -246,7 +246,7 @@ class Config(Section):
     ingest: IngestConfig = IngestConfig()
     templates_dir: Path | None = None  # overrides the shipped notice templates
     notices: NoticesConfig = NoticesConfig()  # caps, batching, quiet hours, retries
-    http: HttpConfig | None = None  # /metrics and /healthz over HTTP; left out: no listener
+    http: HttpConfig | None = None  # status page, /metrics, /healthz; left out: no listener
 
     @property
     def poll_interval(self) -> timedelta:

@@ -10,7 +10,8 @@ each problem.
 
 With ``http.listen`` set, a ``Listener`` serves /metrics and /healthz from the start of
 ``run`` to its end; it is not rebuilt on reload (a changed ``http`` section applies at
-the next start), and the metrics it serves are updated after every cycle.
+the next start), and the metrics and the status page's evaluations it serves are
+updated after every cycle.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 import structlog
 
@@ -31,6 +33,7 @@ from sla_daemon.metrics import DaemonMetrics
 from sla_daemon.ports import ServiceNotifier
 from sla_daemon.runner import Runner
 from sla_daemon.service import CycleReport, SlaService
+from sla_daemon.status_board import StatusBoard
 
 log = structlog.get_logger(__name__)
 
@@ -61,6 +64,7 @@ class Daemon:
         notifier: ServiceNotifier,
         metrics: DaemonMetrics | None = None,
         listener: Listener | None = None,
+        board: StatusBoard | None = None,
     ) -> None:
         self.config = config
         self.config_path = config_path
@@ -69,6 +73,7 @@ class Daemon:
         self.notifier = notifier
         self.metrics = metrics
         self.listener = listener
+        self.board = board
         self.reloads = 0
         self._reload_requested = False
         self._stopping = False
@@ -120,6 +125,13 @@ class Daemon:
                 service.last_evaluations,
                 service.store.open_delivery_counts(),
                 service.store.next_delivery_at(),
+            )
+        if self.board is not None:
+            self.board.observe(
+                service.last_evaluations,
+                service.rules,
+                ZoneInfo(self.config.timezone),
+                service.clock.now(),
             )
         return report
 

@@ -51,8 +51,11 @@ def _breached(report: Report, zone: tzinfo) -> str:
     return f"<table>{head}<th>action plan</th></tr>{rows}</table>"
 
 
-def compliance_chart(report: Report, zone: tzinfo) -> str:
-    """An SVG line per account: share of cycles with both clocks within target, per week."""
+def compliance_chart(report: Report, zone: tzinfo, *, name: str = "compliance") -> str:
+    """An SVG line per account: share of cycles with both clocks within target, per week.
+
+    ``name`` is the SVG's id (a page with several charts gives each its own).
+    """
     series = weekly_compliance(report.cycles, report.since, report.until)
     weeks = max((len(points) for points in series.values()), default=0)
     inner_w, inner_h = WIDTH - 2 * MARGIN, HEIGHT - 2 * MARGIN
@@ -86,7 +89,7 @@ def compliance_chart(report: Report, zone: tzinfo) -> str:
                 f'<text x="{x:.1f}" y="{HEIGHT - MARGIN + 14}" font-size="9" '
                 f'text-anchor="middle">{label}</text>'
             )
-    return _svg("compliance", parts)
+    return _svg(name, parts)
 
 
 def histogram_bins(cycles: tuple[CycleFigures, ...], bins: int = 10) -> list[tuple[float, int]]:

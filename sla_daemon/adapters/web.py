@@ -1,16 +1,17 @@
-"""The read-only HTTP listener: ``/metrics`` (Prometheus text format) and ``/healthz``.
+"""The read-only HTTP listener: the status page, ``/metrics`` and ``/healthz``.
 
 Standard-library serving (``wsgiref`` with a thread per request) on a daemon thread;
 ``prometheus_client.make_wsgi_app`` answers ``/metrics``. The listener is started once
 and outlives configuration reloads: it reads from the same ``DaemonMetrics``, which the
-daemon keeps current. Anything but GET or HEAD is refused; unknown paths get 404.
+daemon keeps current. ``/`` is the status page, drawn per request by a callable the
+composition root hands in. Anything but GET or HEAD is refused; unknown paths get 404.
 """
 
 from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -50,14 +51,41 @@ def _text(start_response: StartResponse, status: str, body: str) -> list[bytes]:
     return [data]
 
 
-def web_app(metrics: DaemonMetrics) -> WSGIApplication:
-    """The WSGI application: ``/metrics``, ``/healthz``, 404 for anything else."""
+StatusPageSource = Callable[[str], tuple[str, str]]
+"""Draws the status page for a query string: its HTML and the nonce of its inline parts."""
+
+
+def _page(start_response: StartResponse, html: str, nonce: str) -> list[bytes]:
+    data = html.encode()
+    # Only this response's own inline style and script may run; nothing may be fetched.
+    policy = (
+        f"default-src 'none'; style-src 'nonce-{nonce}'; script-src 'nonce-{nonce}'; "
+        "img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    )
+    start_response(
+        "200 OK",
+        [
+            ("Content-Type", "text/html; charset=utf-8"),
+            ("Content-Length", str(len(data))),
+            ("Content-Security-Policy", policy),
+            ("X-Content-Type-Options", "nosniff"),
+            ("Referrer-Policy", "no-referrer"),
+            ("Cache-Control", "no-store"),
+        ],
+    )
+    return [data]
+
+
+def web_app(metrics: DaemonMetrics, status_page: StatusPageSource | None = None) -> WSGIApplication:
+    """The WSGI application: ``/`` (with ``status_page``), ``/metrics``, ``/healthz``; else 404."""
     metrics_app = make_wsgi_app(metrics.registry)
 
     def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD", "GET") not in ("GET", "HEAD"):
             return _text(start_response, "405 Method Not Allowed", "read-only\n")
         path = environ.get("PATH_INFO", "/")
+        if path == "/" and status_page is not None:
+            return _page(start_response, *status_page(environ.get("QUERY_STRING", "")))
         if path == "/metrics":
             exposition: Iterable[bytes] = metrics_app(environ, start_response)
             return exposition
