@@ -8,8 +8,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
+
+import structlog
 
 from sla_daemon.adapters.imap import ImapSource
 from sla_daemon.adapters.local import LocalSource
@@ -34,8 +36,10 @@ from sla_daemon.core.model import (
     Evaluation,
     Rules,
 )
-from sla_daemon.core.report import NoticeRecord, Report, build_report
+from sla_daemon.core.report import Report, build_report
+from sla_daemon.core.weekly_report import WeeklySchedule
 from sla_daemon.delivery import delivery_settings
+from sla_daemon.errors import ConfigError
 from sla_daemon.evaluation import evaluate_conversations
 from sla_daemon.hosts import listen_address
 from sla_daemon.metrics import DaemonMetrics
@@ -44,6 +48,12 @@ from sla_daemon.rules_from_config import build_markers, build_rules
 from sla_daemon.service import IngestSettings, SlaService
 from sla_daemon.status_board import StatusBoard
 from sla_daemon.status_view import FailedNotice
+from sla_daemon.weekly_reports import WeeklyReports, notice_records
+
+if TYPE_CHECKING:
+    from sla_daemon.audit import WouldSend
+
+_audit_log = structlog.get_logger("sla_daemon.audit")
 
 
 def build_source(
@@ -134,6 +144,7 @@ def build_service(
         dry_run=dry_run,
         briefings=build_briefings(config, rules),
         delivery=delivery_settings(config.notices, config.timezone),
+        weekly_reports=build_weekly_reports(config, rules),
     )
 
 
@@ -161,6 +172,21 @@ def build_briefings(config: Config, rules: Rules) -> Briefings | None:
         rules=rules,
         briefing_at=config.notices.briefing_at,
         default_zone=ZoneInfo(config.timezone),
+    )
+
+
+def build_weekly_reports(config: Config, rules: Rules) -> WeeklyReports | None:
+    """The weekly report of ``reports.weekly``; None when it is not set."""
+    weekly = config.reports.weekly
+    if weekly is None:
+        return None
+    weekday, at = weekly.at
+    zone = ZoneInfo(weekly.timezone or config.timezone)
+    return WeeklyReports(
+        renderer=build_renderer(config, rules),
+        rules=rules,
+        schedule=WeeklySchedule(weekday, at, zone),
+        recipients=weekly.to,
     )
 
 
@@ -219,10 +245,7 @@ def period_report(config: Config, since: datetime, until: datetime, now: datetim
     try:
         rules = build_rules(config, today=now.date())
         statuses = evaluate_conversations(store, rules, now)
-        notices = [
-            NoticeRecord(e.key, e.kind, e.conversation_id, e.decided_at, e.status == "suppressed")
-            for e in store.outbox()
-        ]
+        notices = notice_records(store.outbox())
     finally:
         store.close()
     return build_report(statuses, rules, notices, since, until, now)
@@ -327,3 +350,74 @@ def _inspected_files(paths: Sequence[Path]) -> Iterator[tuple[str, bytes | None,
                 yield f"{path}#{position}", raw, None
         except OSError as exc:
             yield str(path), None, f"cannot read: {exc.strerror or exc}"
+
+
+def audit_export(
+    config: Config, path: Path, since: datetime | None, until: datetime
+) -> tuple[Report, list[WouldSend]]:
+    """``audit``: the engine replayed over the export at ``path`` (``audit.replay``).
+
+    Uses a temporary state database, never ``state_dir``, and a sender that sends
+    nothing. ``since`` defaults to the first message's arrival. Returns the report of
+    ``[since, until)`` without the daemon's notices, and the notices it would have sent.
+    """
+    import tempfile
+
+    from sla_daemon.audit import RecordingSender, ReplayClock, ReplaySource, replay, would_send
+    from sla_daemon.core.model import FolderKind
+
+    rules = build_rules(config, today=until.date())
+    messages: list[tuple[datetime, bytes]] = []
+    for label, raw, error in _inspected_files([path]):
+        try:
+            if raw is None:
+                raise MalformedMessage(error or "unreadable")
+            facts = parse_message(
+                raw,
+                mailbox="audit",
+                folder="INBOX",
+                folder_kind=FolderKind.INBOX,
+                internaldate=None,
+                max_body_bytes=config.ingest.max_body_bytes,
+                now=until,
+            )
+        except MalformedMessage as exc:
+            _audit_log.warning("audit.message_skipped", message=label, reason=exc.reason)
+            continue
+        messages.append((facts.arrived_at, raw))
+    if not messages:
+        raise ConfigError([f"{path}: no readable message (an mbox file, mbox files or a Maildir)"])
+    start = min(arrived for arrived, _ in messages)
+    clock = ReplayClock(start)
+    source = ReplaySource(messages, clock)
+    with tempfile.TemporaryDirectory(prefix="sla-daemon-audit-") as scratch:
+        store = Store.in_dir(Path(scratch))
+        service = SlaService(
+            store=store,
+            sources=[source],
+            parse=parse_message,
+            is_malformed=_malformed_reason,
+            renderer=build_renderer(config, rules),
+            sender=RecordingSender(),
+            rules=rules,
+            clock=clock,
+            ingest=IngestSettings(
+                backfill=until - start, max_body_bytes=config.ingest.max_body_bytes
+            ),
+            briefings=build_briefings(config, rules),
+            delivery=delivery_settings(config.notices, config.timezone),
+            weekly_reports=build_weekly_reports(config, rules),
+        )
+        try:
+            replay(service, source, clock, until)
+            statuses = [
+                evaluate(cid, store.conversation_messages(cid), rules, {}, until).status
+                for cid in store.conversation_ids()
+            ]
+            notices = would_send(store.outbox())
+        finally:
+            service.close()
+    figures = build_report(
+        [s for s in statuses if s.cycle > 0], rules, (), since or start, until, until
+    )
+    return figures, notices

@@ -74,6 +74,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--until", metavar="DATE", help="period end, excluded (default: now)")
     report.add_argument("--format", choices=("text", "json", "csv", "html"), default="text")
+    audit = commands.add_parser(
+        "audit",
+        help="replay an mbox or Maildir export through the engine: the report, and the "
+        "notices it would have sent (sends nothing, leaves the state database alone)",
+    )
+    audit.add_argument(
+        "path", type=Path, metavar="PATH", help="an mbox file, mbox files, a Maildir"
+    )
+    audit.add_argument("--since", metavar="DATE", help="report start (default: first message)")
+    audit.add_argument("--until", metavar="DATE", help="replay and report end (default: now)")
+    audit.add_argument("--format", choices=("text", "json", "html"), default="text")
     inspect = commands.add_parser(
         "inspect",
         help="how each message of .eml files, a Maildir or an mbox is parsed, threaded and "
@@ -129,6 +140,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from sla_daemon.report_cli import run_report
 
             return run_report(config, args.since, args.until, args.format)
+        if args.command == "audit":
+            from sla_daemon.audit_cli import run_audit
+
+            return run_audit(config, args.path, args.since, args.until, args.format)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)

@@ -21,6 +21,7 @@ from pydantic_core import PydanticCustomError
 from sla_daemon.config_calendars import CalendarConfig
 from sla_daemon.config_checks import cross_checks
 from sla_daemon.config_notices import NoticesConfig
+from sla_daemon.config_reports import ReportsConfig
 from sla_daemon.config_types import (
     ByteSize,
     Duration,
@@ -246,6 +247,7 @@ class Config(Section):
     ingest: IngestConfig = IngestConfig()
     templates_dir: Path | None = None  # overrides the shipped notice templates
     notices: NoticesConfig = NoticesConfig()  # caps, batching, quiet hours, retries
+    reports: ReportsConfig = ReportsConfig()  # reports e-mailed on a schedule
     http: HttpConfig | None = None  # status page, /metrics, /healthz; left out: no listener
 
     @property

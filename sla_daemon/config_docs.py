@@ -46,6 +46,7 @@ _TYPE_NAMES = {
     "ByteSize": "size",
     "TimeZoneName": "time zone",
     "ClockTime": "time of day",
+    "WeekdayTime": "weekday and time of day",
     "Security": "`tls` / `starttls` / `none`",
     "TextKeyed": "map of text to list of text",
     "date": "date",

@@ -43,9 +43,10 @@ log = structlog.get_logger(__name__)
 CLIENT_KINDS = frozenset({NoticeKind.AUTO_ACK})
 """Notices to clients: never held, never batched."""
 
-UNBATCHED_KINDS = CLIENT_KINDS | {NoticeKind.BRIEFING}
-"""Never held for the batching window nor batched: the morning briefing is a summary
-already and is due at the time its owner chose (quiet hours still hold it)."""
+UNBATCHED_KINDS = CLIENT_KINDS | {NoticeKind.BRIEFING, NoticeKind.WEEKLY_REPORT}
+"""Never held for the batching window nor batched: the morning briefing and the weekly
+report are summaries already, due at the time chosen for them (quiet hours still hold
+them)."""
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
@@ -40,6 +40,8 @@ from sla_daemon.core.model import (
     NoticeKind,
     Rules,
 )
+from sla_daemon.core.report import Report, build_report
+from sla_daemon.core.weekly_report import weekly_report_key
 from sla_daemon.demo import demo_config_text
 from sla_daemon.errors import ConfigError
 from sla_daemon.outbox import NoticeRenderer
@@ -59,6 +61,12 @@ class SampleRenderer(NoticeRenderer, Protocol):
         self, key: str, recipient: str, notices: Sequence[BatchedNotice], now: datetime
     ) -> EmailMessage:
         """Several notices for one recipient in one mail."""
+        ...
+
+    def render_weekly_report(
+        self, key: str, report: Report, zone: tzinfo, recipients: Sequence[str], now: datetime
+    ) -> EmailMessage:
+        """The weekly report with its charts."""
         ...
 
 
@@ -245,6 +253,29 @@ def _batch(world: SampleWorld) -> EmailMessage:
     return world.renderer.render_batch(f"batch|{owner}|sample-warning", owner, notices, now)
 
 
+def _weekly_report(world: SampleWorld) -> EmailMessage:
+    """The week's report: the sample conversation and three earlier ones like it."""
+    now = world.plan_due() + timedelta(hours=2)
+    owner = world.account.owner if world.account else "owner@example.org"
+    zone = owner_zone(world.rules, owner, ZoneInfo("UTC"))
+    statuses = []
+    for days_before in range(4):
+        shift = timedelta(days=days_before)
+        history = tuple(
+            replace(
+                message,
+                message_id=message.message_id.replace("sample-", f"sample-{days_before}-"),
+                arrived_at=message.arrived_at - shift,
+            )
+            for message in world.history
+        )
+        conversation = f"{CONVERSATION_ID}-{days_before}"
+        statuses.append(evaluate(conversation, history, world.rules, {}, now).status)
+    report = build_report(statuses, world.rules, (), now - timedelta(days=7), now, now)
+    key = weekly_report_key(now.astimezone(zone).date())
+    return world.renderer.render_weekly_report(key, report, zone, (owner,), now)
+
+
 def _plain_text(message: EmailMessage) -> str:
     body = message.get_body(preferencelist=("plain",))
     return body.get_content() if isinstance(body, EmailMessage) else ""
@@ -261,6 +292,7 @@ SAMPLES: dict[NoticeKind, SampleFn] = {
     NoticeKind.CHECK_IN: lambda world: _after_plan(world, NoticeKind.CHECK_IN),
     NoticeKind.BRIEFING: _briefing,
     NoticeKind.BATCH: _batch,
+    NoticeKind.WEEKLY_REPORT: _weekly_report,
 }
 """One sample per notice kind (a test checks that no kind is missing)."""
 

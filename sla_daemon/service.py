@@ -31,6 +31,7 @@ from sla_daemon.errors import AuthenticationError, TransientError
 from sla_daemon.evaluation import evaluate_all, evaluate_with_contacts
 from sla_daemon.outbox import NoticeRenderer, Outbox, OutboxReport
 from sla_daemon.ports import FetchedMessage, FolderBatch, FolderCursor, MailSource, NoticeSender
+from sla_daemon.weekly_reports import WeeklyReports
 
 log = structlog.get_logger(__name__)
 
@@ -95,6 +96,7 @@ class SlaService:
         dry_run: bool = False,
         briefings: Briefings | None = None,
         delivery: DeliverySettings | None = None,
+        weekly_reports: WeeklyReports | None = None,
     ) -> None:
         self.store = store
         self.sources = sources
@@ -114,6 +116,8 @@ class SlaService:
         self.dry_run = dry_run
         self.briefings = briefings
         """The owners' morning briefings (``notices.briefing_at``), or None."""
+        self.weekly_reports = weekly_reports
+        """The weekly report (``reports.weekly``), or None."""
         self.last_evaluations: list[Evaluation] = []
         """What the last ``decide`` evaluated (for the metrics; nothing evaluates twice)."""
         self._extra_headers = tuple(rules.markers.action_plan.headers) + tuple(
@@ -367,6 +371,8 @@ class SlaService:
         self.outbox.decide(evaluations, now, report)
         if self.briefings is not None:
             self.briefings.decide(self.store, evaluations, now, report, dry_run=self.dry_run)
+        if self.weekly_reports is not None:
+            self.weekly_reports.decide(self.store, evaluations, now, report, dry_run=self.dry_run)
 
     def flush(self, report: CycleReport) -> None:
         """Send what the outbox holds."""

@@ -113,6 +113,7 @@ class NoticeKind(StrEnum):
     CHECK_IN = "check_in"
     BRIEFING = "briefing"
     BATCH = "batch"
+    WEEKLY_REPORT = "weekly_report"
 
 
 class ConversationState(StrEnum):

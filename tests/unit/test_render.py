@@ -52,10 +52,12 @@ GLOBEX = Account(
 
 
 PER_DECISION_KINDS = [
-    k for k in NoticeKind if k not in (NoticeKind.DIGEST, NoticeKind.BRIEFING, NoticeKind.BATCH)
+    k
+    for k in NoticeKind
+    if k not in (NoticeKind.DIGEST, NoticeKind.BRIEFING, NoticeKind.BATCH, NoticeKind.WEEKLY_REPORT)
 ]
-"""Kinds rendered from one decision (the digest, the briefing and the batch gather several;
-each is tested on its own)."""
+"""Kinds rendered from one decision (the digest, the briefing, the batch and the weekly
+report gather several; each is tested on its own)."""
 
 
 def trigger(subject: str = "Checkout page fails", **changes: object) -> MessageFacts:
