@@ -64,9 +64,15 @@ class SampleRenderer(NoticeRenderer, Protocol):
         ...
 
     def render_weekly_report(
-        self, key: str, report: Report, zone: tzinfo, recipients: Sequence[str], now: datetime
+        self,
+        key: str,
+        report: Report,
+        zone: tzinfo,
+        recipients: Sequence[str],
+        now: datetime,
+        trend: Report | None = None,
     ) -> EmailMessage:
-        """The weekly report with its charts."""
+        """The weekly report with its charts (compliance from ``trend`` when given)."""
         ...
 
 

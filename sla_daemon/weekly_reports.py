@@ -12,7 +12,7 @@ one is decided.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from email.message import EmailMessage
 from typing import Protocol
 
@@ -32,14 +32,23 @@ from sla_daemon.outbox import OutboxReport
 
 log = structlog.get_logger(__name__)
 
+TREND_WEEKS = 8
+"""How many weeks, the reported one last, the weekly mail's compliance chart shows."""
+
 
 class WeeklyReportMailRenderer(Protocol):
     """Renders the weekly report (``adapters.render_report.WeeklyReportRenderer``)."""
 
     def render_weekly_report(
-        self, key: str, report: Report, zone: tzinfo, recipients: Sequence[str], now: datetime
+        self,
+        key: str,
+        report: Report,
+        zone: tzinfo,
+        recipients: Sequence[str],
+        now: datetime,
+        trend: Report | None = None,
     ) -> EmailMessage:
-        """Build the report mail with its charts."""
+        """Build the report mail with its charts (compliance from ``trend`` when given)."""
         ...
 
 
@@ -135,16 +144,19 @@ class WeeklyReports:
         dry_run: bool,
     ) -> None:
         statuses = [e.status for e in evaluations if e.status.cycle > 0]
-        figures = build_report(
-            statuses, self.rules, notice_records(store.outbox()), week.since, week.until, now
-        )
+        records = notice_records(store.outbox())
+        figures = build_report(statuses, self.rules, records, week.since, week.until, now)
+        # One week is one point on a per-week chart: the compliance chart shows the
+        # weeks before it too, so a lead sees the trend the week belongs to.
+        trend_since = week.until - TREND_WEEKS * timedelta(days=7)
+        trend = build_report(statuses, self.rules, records, trend_since, week.until, now)
         cycles = len(figures.cycles)
         if dry_run:
             log.info("weekly_report.would_decide", key=week.key, cycles=cycles)
             return
         try:
             message = self.renderer.render_weekly_report(
-                week.key, figures, self.schedule.zone, self.recipients, now
+                week.key, figures, self.schedule.zone, self.recipients, now, trend
             )
         except Exception as exc:
             # A broken template override must not hold back the other notices; the

@@ -26,7 +26,7 @@ from typing import Any
 from sla_daemon.adapters.render import NoticeRenderer, sanitize_header_text
 from sla_daemon.core.model import NoticeKind
 from sla_daemon.core.report import Report
-from sla_daemon.report_charts import report_charts
+from sla_daemon.report_charts import Chart, compliance_shapes, histogram_shapes
 from sla_daemon.report_png import chart_png
 from sla_daemon.report_view import TEXT_COLUMNS, local_time, report_text, text_cells
 
@@ -88,18 +88,34 @@ def weekly_report_context(
     }
 
 
+def weekly_report_charts(
+    report: Report, zone: tzinfo, trend: Report | None = None
+) -> tuple[Chart, Chart]:
+    """The mail's two charts: compliance per week over ``trend`` (or ``report``), then
+    the time to action plan of ``report``'s cycles only."""
+    return compliance_shapes(trend or report, zone), histogram_shapes(report)
+
+
 class WeeklyReportRenderer(NoticeRenderer):
     """A ``NoticeRenderer`` that also renders the weekly report with its charts."""
 
     def render_weekly_report(
-        self, key: str, report: Report, zone: tzinfo, recipients: Sequence[str], now: datetime
+        self,
+        key: str,
+        report: Report,
+        zone: tzinfo,
+        recipients: Sequence[str],
+        now: datetime,
+        trend: Report | None = None,
     ) -> EmailMessage:
         """The weekly report mail to ``recipients`` (structure: the module docstring).
 
-        Raises ``jinja2.TemplateError`` when a template is broken.
+        The compliance chart is drawn from ``trend`` (the same figures over more weeks)
+        when given, from ``report`` otherwise. Raises ``jinja2.TemplateError`` when a
+        template is broken.
         """
         domain = self._team.from_address.domain
-        charts = report_charts(report, zone)
+        charts = weekly_report_charts(report, zone, trend)
         images = [
             {
                 "cid": content_id(key, chart.name, domain)[1:-1],

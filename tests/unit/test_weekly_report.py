@@ -12,6 +12,8 @@ from zoneinfo import ZoneInfo
 
 from PIL import Image
 
+from sla_daemon.adapters.render_report import weekly_report_charts
+from sla_daemon.core.report import CycleFigures, Report
 from sla_daemon.core.weekly_report import (
     WeeklySchedule,
     latest_week,
@@ -21,7 +23,7 @@ from sla_daemon.core.weekly_report import (
     weekly_report_key,
 )
 from sla_daemon.preview import preview_config, render_sample, sample_world
-from sla_daemon.report_charts import HEIGHT, WIDTH
+from sla_daemon.report_charts import HEIGHT, WIDTH, Bar, Dot, Label
 from sla_daemon.report_png import SCALE
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -123,3 +125,38 @@ def test_chart_parts_are_png_images_of_the_chart_size() -> None:
             assert picture.format == "PNG"
             assert picture.size == (WIDTH * SCALE, HEIGHT * SCALE)
         assert part.get_content_disposition() == "inline"
+
+
+def _cycle(opened_at: datetime, hours_to_plan: float) -> CycleFigures:
+    return CycleFigures(
+        conversation_id=f"c-{opened_at.isoformat()}",
+        subject="Export fails",
+        account="Globex",
+        owner="alice@acme.example",
+        number=1,
+        opened_at=opened_at,
+        acknowledged_by=None,
+        time_to_acknowledge=timedelta(minutes=5),
+        time_to_action_plan=timedelta(hours=hours_to_plan),
+        acknowledge_within=True,
+        action_plan_within=True,
+        acknowledge_open=False,
+        action_plan_open=False,
+    )
+
+
+def test_mail_charts_show_the_trend_weeks_and_the_reported_weeks_plans() -> None:
+    """Compliance has a point per trend week; the histogram counts the reported week only."""
+    until = datetime(2026, 11, 23, 8, tzinfo=UTC)
+    week_since = until - timedelta(days=7)
+    older = tuple(_cycle(until - timedelta(days=7 * n + 3), 40.0) for n in range(1, 8))
+    this_week = (_cycle(week_since + timedelta(days=1), 2.0),)
+    week = Report(week_since, until, until, (), (), this_week)
+    trend = Report(until - timedelta(weeks=8), until, until, (), (), older + this_week)
+    compliance, histogram = weekly_report_charts(week, UTC, trend)
+    dates = [s for s in compliance.shapes if isinstance(s, Label) and s.text[:2] == "20"]
+    assert len(dates) == 8
+    assert len([s for s in compliance.shapes if isinstance(s, Dot)]) == 8
+    assert sum(int(s.tooltip.split()[0]) for s in histogram.shapes if isinstance(s, Bar)) == 1
+    alone, _ = weekly_report_charts(week, UTC)
+    assert len([s for s in alone.shapes if isinstance(s, Dot)]) == 1
