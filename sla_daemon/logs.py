@@ -18,7 +18,16 @@ from structlog.typing import EventDict, Processor, WrappedLogger
 REDACTED = "[redacted]"
 """What a secret value is replaced with."""
 
-SECRET_KEY_PARTS = ("password", "passwd", "secret", "token", "credential", "api_key")
+SECRET_KEY_PARTS = (
+    "password",
+    "passwd",
+    "secret",
+    "token",  # access_token, refresh_token, id_token (OAuth2)
+    "credential",
+    "api_key",
+    "authorization",  # an HTTP Authorization header: Bearer <token>
+    "bearer",
+)
 """A key whose lower-cased name contains one of these holds a secret."""
 
 _LIBRARY_LEVEL = logging.WARNING
