@@ -93,7 +93,11 @@ def configure_logging(*, json: bool | None = None, level: str = "info") -> None:
         renderer = structlog.processors.JSONRenderer()
         finishing: list[Processor] = [structlog.processors.format_exc_info, renderer]
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
+        # Plain tracebacks: with rich installed structlog would print every frame's local
+        # variables, and a frame may hold a password or an access token.
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=stream.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
         finishing = [renderer]
 
     structlog.configure(

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from imapclient import IMAPClient
+from structlog.testing import capture_logs
 
 from sla_daemon.adapters.imap import ImapSource
 from sla_daemon.adapters.imap_connect import token_login
@@ -26,7 +27,7 @@ from sla_daemon.adapters.oauth2 import (
     RefreshTokens,
 )
 from sla_daemon.adapters.smtp import SmtpSender
-from sla_daemon.errors import AuthenticationError, PermanentError
+from sla_daemon.errors import AuthenticationError, PermanentError, TransientError
 from tests.clocks import ManualClock
 from tests.mailbuild import build_mail
 from tests.servers.dovecot import DovecotServer
@@ -181,6 +182,34 @@ def test_rotated_refresh_token_is_used_and_written_back(oauth: OAuthServer, tmp_
     assert saved != grant.refresh_token
     clock.advance(timedelta(hours=1))
     tokens.access_token()  # the old refresh token is revoked: only the new one works
+    assert oauth.token_requests == 2
+
+
+def test_an_unavailable_or_unreachable_token_endpoint_is_transient(oauth: OAuthServer) -> None:
+    """A 503 or a closed port at the token endpoint is retried later, not a refusal."""
+    tokens = RefreshTokens(
+        "support", _grant(oauth, oauth.add_refresh_token(USER)), ManualClock(NOW)
+    )
+    oauth.respond_with = 503
+    with pytest.raises(TransientError, match=r"is unavailable \(HTTP 503 temporarily_unavailable"):
+        tokens.access_token()
+    endpoint = oauth.token_endpoint
+    oauth.stop()
+    with pytest.raises(TransientError, match=f"the token endpoint {endpoint} cannot be reached"):
+        tokens.access_token()
+
+
+def test_a_rotated_refresh_token_without_a_file_is_kept_in_memory(oauth: OAuthServer) -> None:
+    """With the refresh token from the environment, a rotated one is used and the log says so."""
+    oauth.rotate = True
+    clock = ManualClock(NOW)
+    tokens = RefreshTokens("support", _grant(oauth, oauth.add_refresh_token(USER)), clock)
+    with capture_logs() as logs:
+        tokens.access_token()
+        clock.advance(timedelta(hours=1))
+        tokens.access_token()
+    rotated = [entry for entry in logs if entry["event"] == "oauth2 refresh token rotated"]
+    assert [entry["kept"] for entry in rotated] == ["in memory only", "in memory only"]
     assert oauth.token_requests == 2
 
 

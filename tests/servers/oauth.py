@@ -60,7 +60,8 @@ class OAuthServer:
     ``expires_in`` is what each new access token is said to last (seconds).
     ``client_secret``, when set, must come with every grant. ``rotate`` answers every
     grant with a new refresh token (as Microsoft does), which replaces the old one.
-    ``token_requests`` counts grants answered with a token.
+    ``token_requests`` counts grants answered with a token; ``respond_with`` (an HTTP
+    status) answers every grant with that status instead.
     """
 
     host = "127.0.0.1"
@@ -73,6 +74,7 @@ class OAuthServer:
         self.client_secret = client_secret
         self.rotate = rotate
         self.token_requests = 0
+        self.respond_with: int | None = None  # e.g. 503: answer every grant with it
         self._refresh: dict[str, str] = {}
         self._access: dict[str, str] = {}
         self._issued: list[str] = []
@@ -157,6 +159,8 @@ class OAuthServer:
 
     def grant(self, fields: dict[str, str]) -> tuple[int, dict[str, Any]]:
         """Answer a token request: a new access token, or an RFC 6749 error."""
+        if self.respond_with is not None:
+            return self.respond_with, {"error": "temporarily_unavailable"}
         if fields.get("grant_type") != "refresh_token":
             return 400, {"error": "unsupported_grant_type"}
         if fields.get("client_id") != self.client_id or (

@@ -179,3 +179,26 @@ def test_missing_refresh_token_file_fails_check_config_with_78(tmp_path: Path) -
     )
     assert done.returncode == EX_CONFIG
     assert f"refresh_token_file {tmp_path}/none: cannot read it" in done.stderr
+
+
+def test_check_config_shows_no_secret(tmp_path: Path) -> None:
+    """check-config of a valid oauth2 file prints neither the client secret nor the token."""
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        _with_mailbox(
+            "username: s@acme.example\nauth: oauth2\n"
+            "oauth2: {provider: microsoft, client_id: c, client_secret: inline-s3cret,"
+            " refresh_token_env: SLA_TEST_REFRESH}"
+        )
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "sla_daemon", "--config", str(path), "check-config"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"SLA_TEST_REFRESH": "rt-from-env", "PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "configuration is valid" in done.stdout
+    assert "inline-s3cret" not in done.stdout + done.stderr
+    assert "rt-from-env" not in done.stdout + done.stderr
