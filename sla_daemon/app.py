@@ -16,6 +16,7 @@ import structlog
 from sla_daemon.adapters.imap import ImapSource
 from sla_daemon.adapters.local import LocalSource
 from sla_daemon.adapters.mailparse import MalformedMessage, parse_message
+from sla_daemon.adapters.oauth2 import AccessTokens, CommandTokens, RefreshGrant, RefreshTokens
 from sla_daemon.adapters.renderers import NoticeMailRenderer
 from sla_daemon.adapters.smtp import SmtpSender
 from sla_daemon.adapters.status_html import StatusPageRenderer
@@ -30,6 +31,7 @@ from sla_daemon.config import (
     MailboxConfig,
     MarkersConfig,
 )
+from sla_daemon.config_oauth2 import OAuth2Config
 from sla_daemon.core.engine import evaluate
 from sla_daemon.core.model import (
     ConversationStatus,
@@ -92,7 +94,28 @@ def build_source(
         idle=mailbox.idle,
         idle_renew=mailbox.idle_renew.total_seconds(),
         on_reconnect=metrics.reconnect_counter(mailbox.name) if metrics is not None else None,
+        tokens=build_tokens(f"mailbox {mailbox.name}", mailbox.oauth2),
     )
+
+
+def build_tokens(name: str, oauth2: OAuth2Config | None) -> AccessTokens | None:
+    """The access tokens of an ``oauth2`` section (None without one); ``name`` is for messages.
+
+    The refresh token and client secret are read here, so a missing file is a ConfigError.
+    """
+    if oauth2 is None:
+        return None
+    if oauth2.token_command is not None:
+        return CommandTokens(name, oauth2.token_command, oauth2.token_lifetime, SystemClock())
+    grant = RefreshGrant(
+        endpoint=oauth2.endpoint(),
+        client_id=oauth2.client_id or "",
+        client_secret=oauth2.resolve_client_secret(),
+        refresh_token=oauth2.resolve_refresh_token(),
+        scope=oauth2.effective_scope(),
+        refresh_token_file=oauth2.refresh_token_file,
+    )
+    return RefreshTokens(name, grant, SystemClock())
 
 
 def open_store(config: Config, *, readonly: bool = False) -> Store:
@@ -128,6 +151,7 @@ def build_service(
         username=config.smtp.username,
         password=config.smtp.resolve_password(),
         timeout=config.smtp.timeout.total_seconds(),
+        tokens=build_tokens("smtp", config.smtp.oauth2),
     )
     return SlaService(
         store=open_store(config),

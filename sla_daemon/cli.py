@@ -156,10 +156,14 @@ def _check_config(config: Config, path: Path) -> int:
     for mailbox in config.mailboxes:
         try:
             mailbox.resolve_password()
+            if mailbox.oauth2 is not None:
+                mailbox.oauth2.check_secrets()
         except ConfigError as exc:
             problems += [f"{path}: mailboxes[{mailbox.name}]: {p}" for p in exc.problems]
     try:
         config.smtp.resolve_password()
+        if config.smtp.oauth2 is not None:
+            config.smtp.oauth2.check_secrets()
     except ConfigError as exc:
         problems += [f"{path}: smtp: {p}" for p in exc.problems]
     if problems:

@@ -21,6 +21,7 @@ from pydantic_core import PydanticCustomError
 from sla_daemon.config_calendars import CalendarConfig
 from sla_daemon.config_checks import cross_checks
 from sla_daemon.config_notices import NoticesConfig
+from sla_daemon.config_oauth2 import OAuth2Config
 from sla_daemon.config_reports import ReportsConfig
 from sla_daemon.config_types import (
     ByteSize,
@@ -52,6 +53,8 @@ class MailboxConfig(SecretSource):
     port: int | None = None  # default: 993 for tls, 143 otherwise
     security: Security = "tls"  # none is refused unless host is a loopback address
     username: str | None = None  # IMAP login
+    auth: Literal["password", "oauth2"] = "password"  # oauth2: XOAUTH2/OAUTHBEARER login
+    oauth2: OAuth2Config | None = None  # where the access token comes from (auth: oauth2)
     folders: FoldersConfig = FoldersConfig()
     idle: bool = True  # use IMAP IDLE where the server offers it
     idle_renew: Duration = timedelta(minutes=25)  # re-issue IDLE this often (at most 29m)
@@ -94,6 +97,8 @@ class SmtpConfig(SecretSource):
     port: int | None = None  # default: 465 for tls, 587 for starttls, 25 for none
     security: Security = "starttls"  # none is refused unless host is a loopback address
     username: str | None = None  # leave out for an unauthenticated relay
+    auth: Literal["password", "oauth2"] = "password"  # oauth2: XOAUTH2 login
+    oauth2: OAuth2Config | None = None  # where the access token comes from (auth: oauth2)
     timeout: Duration = timedelta(seconds=30)  # socket timeout
 
     @property

@@ -10,6 +10,7 @@ import re
 from email.utils import parseaddr
 from typing import TYPE_CHECKING
 
+from sla_daemon.config_oauth2 import oauth2_problems
 from sla_daemon.hosts import is_loopback_host, listen_address
 from sla_daemon.yamlpos import KeyPath
 
@@ -33,7 +34,7 @@ def cross_checks(config: Config) -> list[tuple[KeyPath, str]]:
         if mailbox.host is not None:
             if mailbox.username is None:
                 problems.append(((*where, "username"), "an IMAP mailbox needs a username"))
-            if not mailbox.secret_sources():
+            if mailbox.auth == "password" and not mailbox.secret_sources():
                 problems.append(
                     (where, "an IMAP mailbox needs password, password_file or password_env")
                 )
@@ -57,6 +58,7 @@ def cross_checks(config: Config) -> list[tuple[KeyPath, str]]:
                 )
             )
     problems += _calendar_problems(config)
+    problems += oauth2_problems(config)
     problems += notice_problems(config)
     problems += http_problems(config)
     if config.default_account is not None and config.default_account not in {

@@ -18,7 +18,16 @@ from structlog.typing import EventDict, Processor, WrappedLogger
 REDACTED = "[redacted]"
 """What a secret value is replaced with."""
 
-SECRET_KEY_PARTS = ("password", "passwd", "secret", "token", "credential", "api_key")
+SECRET_KEY_PARTS = (
+    "password",
+    "passwd",
+    "secret",
+    "token",  # access_token, refresh_token, id_token (OAuth2)
+    "credential",
+    "api_key",
+    "authorization",  # an HTTP Authorization header: Bearer <token>
+    "bearer",
+)
 """A key whose lower-cased name contains one of these holds a secret."""
 
 _LIBRARY_LEVEL = logging.WARNING
@@ -84,7 +93,11 @@ def configure_logging(*, json: bool | None = None, level: str = "info") -> None:
         renderer = structlog.processors.JSONRenderer()
         finishing: list[Processor] = [structlog.processors.format_exc_info, renderer]
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
+        # Plain tracebacks: with rich installed structlog would print every frame's local
+        # variables, and a frame may hold a password or an access token.
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=stream.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
         finishing = [renderer]
 
     structlog.configure(

@@ -46,6 +46,7 @@ from sla_daemon.adapters.imapwire import (
     since_search_date,
     uids_after,
 )
+from sla_daemon.adapters.oauth2 import AccessTokens
 from sla_daemon.core.model import FolderKind
 from sla_daemon.errors import TransientError
 from sla_daemon.hosts import is_loopback_host
@@ -76,6 +77,7 @@ class ImapSource:
     their flags fetched again on each poll without CONDSTORE (0: none).
     ``on_reconnect`` is called each time a connection is made again after one was lost
     or closed (the polling connection, or a watcher's), e.g. to count reconnects.
+    With ``tokens`` every connection logs in by OAuth2 with a fresh enough access token.
     """
 
     def __init__(
@@ -102,6 +104,7 @@ class ImapSource:
         use_condstore: bool = True,
         flag_refresh: int = 500,
         on_reconnect: Callable[[], None] | None = None,
+        tokens: AccessTokens | None = None,
     ) -> None:
         if security not in ("tls", "starttls", "none"):
             raise ValueError(f"mailbox {name!r}: unknown security {security!r}")
@@ -141,6 +144,7 @@ class ImapSource:
             ssl_context=ssl_context,
             connect_attempts=connect_attempts,
             retry_wait=retry_wait,
+            tokens=tokens,
         )
         self.max_body_bytes = max_body_bytes
         self.idle = idle

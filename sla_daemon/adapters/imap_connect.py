@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import ssl
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import structlog
@@ -16,6 +17,7 @@ from imapclient import IMAPClient
 from imapclient.exceptions import CapabilityError, IMAPClientError, LoginError
 
 from sla_daemon.adapters.imapwire import describe, login_refusal_is_temporary, server_reply
+from sla_daemon.adapters.oauth2 import AccessTokens
 from sla_daemon.errors import AuthenticationError, ConfigError, TransientError
 
 _log = structlog.get_logger()
@@ -41,6 +43,7 @@ class ImapLogin:
     ssl_context: ssl.SSLContext | None
     connect_attempts: int
     retry_wait: tuple[float, float]
+    tokens: AccessTokens | None = field(default=None, repr=False)  # auth: oauth2
 
     @property
     def server(self) -> str:
@@ -81,20 +84,15 @@ class ImapLogin:
         Raises ``TransientError`` (try again later), ``AuthenticationError`` (the
         credentials were refused) or ``ConfigError`` (no STARTTLS where it is required).
         """
+        if self.tokens is not None:
+            return self._connect_with_token(self.tokens)
         client = self._open()
         try:
             client.login(self.username, self.password)
         except LoginError as exc:
             discard(client)
-            server_text = self.redact(server_reply(exc))
-            if login_refusal_is_temporary(server_text):
-                raise TransientError(
-                    f"mailbox {self.name!r}: IMAP server {self.server} cannot log in "
-                    f"user {self.username!r} right now: {server_text}"
-                ) from None
-            raise AuthenticationError(
-                f"mailbox {self.name!r}: IMAP server {self.server} refused the login of "
-                f"user {self.username!r} ({server_text}); check the username and password"
+            raise self._refusal(
+                self.redact(server_reply(exc)), "login", "check the username and password"
             ) from None
         except (OSError, IMAPClientError) as exc:
             discard(client)
@@ -102,10 +100,65 @@ class ImapLogin:
                 f"mailbox {self.name!r}: connection to IMAP server {self.server} failed "
                 f"while logging in: {self.redact(describe(exc))}"
             ) from exc
+        return self._logged_in(client)
+
+    def _refusal(
+        self, server_text: str, what: str, advice: str
+    ) -> TransientError | AuthenticationError:
+        """A refused login: transient when the server says so, else one for a person."""
+        if login_refusal_is_temporary(server_text):
+            return TransientError(
+                f"mailbox {self.name!r}: IMAP server {self.server} cannot log in "
+                f"user {self.username!r} right now: {server_text}"
+            )
+        return AuthenticationError(
+            f"mailbox {self.name!r}: IMAP server {self.server} refused the {what} of "
+            f"user {self.username!r} ({server_text}); {advice}"
+        )
+
+    def _logged_in(self, client: IMAPClient) -> IMAPClient:
         # Aware datetimes in the server's zone instead of naive local time.
         client.normalise_times = False
         _log.info("imap connected", mailbox=self.name, server=self.server, user=self.username)
         return client
+
+    def _connect_with_token(self, tokens: AccessTokens) -> IMAPClient:
+        """Connect and log in with an OAuth2 access token (XOAUTH2, else OAUTHBEARER)."""
+        token = tokens.access_token()  # before connecting: a refused refresh is no I/O here
+        client = self._open()
+        try:
+            mechanism = oauth2_mechanism(client.capabilities())
+            if mechanism is None:
+                raise AuthenticationError(
+                    f"mailbox {self.name!r}: IMAP server {self.server} offers neither "
+                    "AUTH=XOAUTH2 nor AUTH=OAUTHBEARER; use auth: password there"
+                )
+            try:
+                token_login(client, mechanism, self.username, token)
+            except LoginError:
+                # A token the server no longer takes (revoked early, clocks apart): one more
+                # try with a new one before calling it a refusal.
+                tokens.forget(token)
+                token = tokens.access_token()
+                token_login(client, mechanism, self.username, token)
+        except LoginError as exc:
+            discard(client)
+            tokens.forget(token)
+            raise self._refusal(
+                server_reply(exc).replace(token, "***"),
+                f"OAuth2 ({mechanism}) login",
+                "check the username and that the token's scope grants IMAP access",
+            ) from None
+        except (OSError, IMAPClientError) as exc:
+            discard(client)
+            raise TransientError(
+                f"mailbox {self.name!r}: connection to IMAP server {self.server} failed "
+                f"while logging in: {describe(exc).replace(token, '***')}"
+            ) from None
+        except BaseException:
+            discard(client)
+            raise
+        return self._logged_in(client)
 
     def _open(self) -> IMAPClient:
         """Connect and, for ``starttls``, switch to TLS; nothing is sent in the clear."""
@@ -149,3 +202,23 @@ class ImapLogin:
         # Servers do not echo passwords, but a message that reaches an operator's
         # terminal or a log must not depend on that.
         return text.replace(self.password, "***") if self.password else text
+
+
+def oauth2_mechanism(capabilities: Iterable[bytes]) -> str | None:
+    """The SASL mechanism to present a token with, None when the server offers none.
+
+    XOAUTH2 when offered, as mail clients prefer it; else OAUTHBEARER (RFC 7628).
+    """
+    offered = {capability.upper() for capability in capabilities}
+    for mechanism in ("XOAUTH2", "OAUTHBEARER"):
+        if f"AUTH={mechanism}".encode() in offered:
+            return mechanism
+    return None
+
+
+def token_login(client: IMAPClient, mechanism: str, username: str, token: str) -> None:
+    """Log ``client`` in as ``username`` with ``token`` by XOAUTH2 or OAUTHBEARER."""
+    if mechanism == "XOAUTH2":
+        client.oauth2_login(username, token, mech="XOAUTH2")
+    else:
+        client.oauthbearer_login(username, token)

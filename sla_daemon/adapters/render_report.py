@@ -91,8 +91,11 @@ def weekly_report_context(
 def weekly_report_charts(
     report: Report, zone: tzinfo, trend: Report | None = None
 ) -> tuple[Chart, Chart]:
-    """The mail's two charts: compliance per week over ``trend`` (or ``report``), then
-    the time to action plan of ``report``'s cycles only."""
+    """The mail's two charts, compliance first, then the time to action plan.
+
+    Compliance is drawn per week over ``trend`` (``report`` when None); the time to
+    action plan counts ``report``'s cycles only.
+    """
     return compliance_shapes(trend or report, zone), histogram_shapes(report)
 
 

@@ -16,7 +16,8 @@ from typing import Literal
 
 import structlog
 
-from sla_daemon.errors import PermanentError, TransientError
+from sla_daemon.adapters.oauth2 import AccessTokens, xoauth2_string
+from sla_daemon.errors import AuthenticationError, PermanentError, TransientError
 from sla_daemon.hosts import is_loopback_host
 
 Security = Literal["tls", "starttls", "none"]
@@ -35,7 +36,8 @@ class SmtpSender:
 
     Certificates are verified against the system trust store unless ``ssl_context``
     says otherwise. ``security="none"`` is refused (``ValueError``) unless ``host`` is a
-    loopback address. The login happens only when ``username`` is set.
+    loopback address. The login happens only when ``username`` is set: with ``tokens``
+    (``auth: oauth2``) by XOAUTH2 with a fresh access token, else with the password.
     """
 
     def __init__(
@@ -48,6 +50,7 @@ class SmtpSender:
         timeout: float = 30.0,
         ssl_context: ssl.SSLContext | None = None,
         local_hostname: str | None = None,
+        tokens: AccessTokens | None = None,
     ) -> None:
         if security not in ("tls", "starttls", "none"):
             raise ValueError(f"unknown SMTP security {security!r} (tls, starttls or none)")
@@ -64,6 +67,7 @@ class SmtpSender:
         self.timeout = timeout
         self._ssl_context = ssl_context or ssl.create_default_context()
         self._local_hostname = local_hostname
+        self._tokens = tokens
 
     def __repr__(self) -> str:
         # Spelled out so that the password can never reach a log line through repr().
@@ -89,10 +93,13 @@ class SmtpSender:
         """
         if not recipients and not any(message.get_all(name) for name in ("To", "Cc", "Bcc")):
             raise PermanentError("the message has no recipients (To, Cc and Bcc are empty)")
+        token = self._access_token()
         try:
-            refused = self._deliver(message, list(recipients) if recipients else None)
+            refused = self._deliver(message, list(recipients) if recipients else None, token)
         except smtplib.SMTPAuthenticationError as exc:
-            raise self._login_error(exc) from exc
+            if token is not None and self._tokens is not None:
+                self._tokens.forget(token)  # the next attempt presents a new one
+            raise self._login_error(exc, token) from exc
         except smtplib.SMTPRecipientsRefused as exc:
             raise self._recipients_error(exc.recipients) from exc
         except smtplib.SMTPResponseException as exc:
@@ -136,15 +143,41 @@ class SmtpSender:
         _log.debug("smtp_sent", server=self._server, message_id=message.get("Message-ID"))
         return {address: (code, _reply_text(reply)) for address, (code, reply) in refused.items()}
 
+    def _access_token(self) -> str | None:
+        """The OAuth2 token for this delivery, None with a password.
+
+        A refused refresh token fails the notice like a refused password does (recorded
+        for a person, the daemon goes on); an unreachable token endpoint is retried later.
+        """
+        if self._tokens is None or not self.username:
+            return None
+        try:
+            return self._tokens.access_token()
+        except AuthenticationError as exc:
+            raise PermanentError(f"SMTP login of user {self.username!r}: {exc}") from None
+
     def _deliver(
-        self, message: EmailMessage, recipients: list[str] | None
+        self, message: EmailMessage, recipients: list[str] | None, token: str | None
     ) -> dict[str, tuple[int, bytes]]:
         """Connect, secure, log in and hand the message over; return refused recipients."""
         connection = self._connect()
         try:
             if self.security == "starttls":
                 connection.starttls(context=self._ssl_context)
-            if self.username:
+            if token is not None and self.username:
+                # smtplib's auth() neither says EHLO first nor checks what is offered.
+                connection.ehlo_or_helo_if_needed()
+                offered = connection.esmtp_features.get("auth", "").upper().split()
+                if "XOAUTH2" not in offered:
+                    raise smtplib.SMTPNotSupportedError("AUTH XOAUTH2 is not offered")
+                response = xoauth2_string(self.username, token)
+                # On a refusal XOAUTH2 servers send a 334 with details: answer it empty.
+                connection.auth(
+                    "XOAUTH2",
+                    lambda challenge=None: "" if challenge is not None else response,
+                    initial_response_ok=True,
+                )
+            elif self.username:
                 connection.login(self.username, self._password or "")
             return connection.send_message(message, to_addrs=recipients)
         finally:
@@ -168,11 +201,14 @@ class SmtpSender:
             self.host, self.port, local_hostname=self._local_hostname, timeout=self.timeout
         )
 
-    def _login_error(self, exc: smtplib.SMTPAuthenticationError) -> TransientError | PermanentError:
-        """Describe a refused login by server and user; never repeat the password."""
+    def _login_error(
+        self, exc: smtplib.SMTPAuthenticationError, token: str | None = None
+    ) -> TransientError | PermanentError:
+        """Describe a refused login by server and user; never repeat the password or token."""
         reply = _reply_text(exc.smtp_error)
-        if self._password:
-            reply = reply.replace(self._password, "[redacted]")
+        for secret in (self._password, token):
+            if secret:
+                reply = reply.replace(secret, "[redacted]")
         text = (
             f"SMTP server {self._server} refused the login of user {self.username!r}: "
             f"{exc.smtp_code} {reply}"
@@ -181,7 +217,8 @@ class SmtpSender:
         if 400 <= exc.smtp_code < 500:
             error = TransientError(text)
         else:
-            error = PermanentError(text + " (check the SMTP username and password)")
+            what = "oauth2 settings and the token's scope" if token else "password"
+            error = PermanentError(text + f" (check the SMTP username and {what})")
         error.reply_code = exc.smtp_code
         return error
 

@@ -27,6 +27,8 @@ from types import TracebackType
 
 from imapclient import IMAPClient
 
+from tests.servers.oauth import dovecot_oauth2_passdb
+
 DOVECOT_CANDIDATES = ("dovecot", "/usr/sbin/dovecot")
 INSTALL_HINT = (
     "sla-daemon tests need Dovecot: install the Debian/Ubuntu package dovecot-imapd "
@@ -106,6 +108,7 @@ class DovecotServer:
         timezone: str = "XST-5:30",
         tls: bool = False,
         sent_folder: str | None = "Sent",
+        oauth2_introspection_url: str | None = None,
     ) -> None:
         found = binary or find_dovecot()
         if found is None:
@@ -119,6 +122,8 @@ class DovecotServer:
         # The folder marked SPECIAL-USE \Sent; e.g. "Sent Items" to look like Outlook,
         # or None for a server that marks none.
         self.sent_folder = sent_folder
+        # With a URL, XOAUTH2 and OAUTHBEARER logins are checked there (tests/servers/oauth.py).
+        self.oauth2_introspection_url = oauth2_introspection_url
         self.port = 0
         self.tls_port = 0
         self.root: Path | None = None
@@ -280,7 +285,7 @@ default_internal_group = {group}
 default_login_user = {user}
 {mail_ids}first_valid_uid = 1
 {ssl}disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login{" xoauth2 oauthbearer" if self.oauth2_introspection_url else ""}
 # Wrong-password tests would otherwise wait two seconds per refusal.
 auth_failure_delay = 0
 mail_location = maildir:{root / "mail"}/%u
@@ -293,7 +298,7 @@ userdb {{
   driver = passwd-file
   args = username_format=%u {self.users_dir}/%u
 }}
-
+{self._oauth2_passdb()}
 namespace inbox {{
   inbox = yes
   separator = /
@@ -317,6 +322,11 @@ service anvil {{
   }}
 }}
 """
+
+    def _oauth2_passdb(self) -> str:
+        if self.oauth2_introspection_url is None:
+            return ""
+        return dovecot_oauth2_passdb(self.oauth2_introspection_url, self._root)
 
     def _sent_mailbox(self) -> str:
         if self.sent_folder is None:

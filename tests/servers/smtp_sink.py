@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import email
 import email.policy
 import threading
@@ -13,6 +14,7 @@ from email.message import EmailMessage
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import MISSING, AuthResult, LoginPassword
 
 from tests.servers.dovecot import free_port
 
@@ -25,6 +27,7 @@ class ReceivedMail:
     rcpt_tos: tuple[str, ...]
     message: EmailMessage
     raw: bytes
+    login: str | None = None  # the user that logged in, when the client did
 
 
 def _reply(server: Any, reply: str) -> str:
@@ -63,9 +66,54 @@ class _Handler:
                 rcpt_tos=tuple(str(rcpt) for rcpt in envelope.rcpt_tos),
                 message=message,
                 raw=raw,
+                login=_login(session.auth_data),
             )
         )
         return "250 OK"
+
+
+class _OAuth2Handler(_Handler):
+    """A handler that also takes AUTH XOAUTH2, checking the token with ``user_of``."""
+
+    def __init__(self, sink: SmtpSink, user_of: Callable[[str], str | None]) -> None:
+        super().__init__(sink)
+        self._user_of = user_of
+
+    async def handle_MAIL(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        """Refuse mail from a client that has not logged in."""
+        if not session.authenticated:
+            return "530 5.7.0 Authentication required"
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
+    async def auth_XOAUTH2(self, server: Any, args: list[str]) -> AuthResult:
+        r"""Accept ``user=U\x01auth=Bearer T\x01\x01`` when T is U's valid token."""
+        answer = await server.challenge_auth("") if len(args) == 1 else _b64(args[1])
+        if answer is MISSING or answer is None:
+            return AuthResult(success=False, handled=False)
+        fields = dict(part.split("=", 1) for part in answer.decode().split("\x01") if "=" in part)
+        user, bearer = fields.get("user", ""), fields.get("auth", "")
+        if bearer.startswith("Bearer ") and self._user_of(bearer[7:]) == user:
+            return AuthResult(success=True, auth_data=LoginPassword(user.encode(), b""))
+        # As Gmail does: the reason in a 334 challenge, answered by an empty line.
+        await server.challenge_auth('{"status":"401","schemes":"Bearer"}')
+        return AuthResult(success=False, handled=False)
+
+
+def _b64(text: str) -> bytes | None:
+    try:
+        return base64.b64decode(text, validate=True)
+    except ValueError:
+        return None
+
+
+def _login(auth_data: Any) -> str | None:
+    """The user name an authenticator recorded, if it recorded one."""
+    login = getattr(auth_data, "login", None)
+    return login.decode() if isinstance(login, bytes) else login
 
 
 class SmtpSink:
@@ -76,7 +124,9 @@ class SmtpSink:
     one per DATA, then mail is accepted again) or to ``rcpt_replies[address]`` (one per
     RCPT of that lower-cased address); a reply of ``None`` in a script accepts that
     once. A 421 reply also closes the connection. ``stop`` and ``start`` again listen
-    on the same port. Extra keyword arguments go to aiosmtpd's ``SMTP`` (for example
+    on the same port. With ``oauth2_user_of`` (an access token -> its user, or None) the
+    sink takes AUTH XOAUTH2 in plaintext and refuses mail sent without logging in.
+    Extra keyword arguments go to aiosmtpd's ``SMTP`` (for example
     ``authenticator`` and ``auth_require_tls``).
     reply instead of accepting. ``on_receive``, when set, is called with each mail once it
     is recorded and before the client is answered (a crash test kills the sender there).
@@ -86,8 +136,11 @@ class SmtpSink:
 
     host = "127.0.0.1"
 
-    def __init__(self, **smtp_kwargs: Any) -> None:
+    def __init__(
+        self, *, oauth2_user_of: Callable[[str], str | None] | None = None, **smtp_kwargs: Any
+    ) -> None:
         self.port = 0
+        self._oauth2_user_of = oauth2_user_of
         self.respond_with: str | None = None
         self.data_replies: list[str | None] = []
         self.rcpt_replies: dict[str, list[str | None]] = {}
@@ -110,9 +163,12 @@ class SmtpSink:
         # connecting to the port it was given, so a real port is picked beforehand.
         if not self.port:
             self.port = free_port(self.host)
-        self._controller = Controller(
-            _Handler(self), hostname=self.host, port=self.port, **self._smtp_kwargs
-        )
+        handler = _Handler(self)
+        settings = dict(self._smtp_kwargs)
+        if self._oauth2_user_of is not None:
+            handler = _OAuth2Handler(self, self._oauth2_user_of)
+            settings.setdefault("auth_require_tls", False)
+        self._controller = Controller(handler, hostname=self.host, port=self.port, **settings)
         self._controller.start()
 
     def stop(self) -> None:
