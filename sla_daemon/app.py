@@ -42,6 +42,7 @@ from sla_daemon.ports import MailSource
 from sla_daemon.rules_from_config import build_markers, build_rules
 from sla_daemon.service import IngestSettings, SlaService
 from sla_daemon.status_view import FailedNotice
+from sla_daemon.tls import client_context
 
 
 def build_source(
@@ -79,6 +80,7 @@ def build_source(
         max_body_bytes=ingest.max_body_bytes,
         idle=mailbox.idle,
         idle_renew=mailbox.idle_renew.total_seconds(),
+        ssl_context=client_context(mailbox.ca_file, key=f"mailboxes[{mailbox.name}].ca_file"),
         on_reconnect=metrics.reconnect_counter(mailbox.name) if metrics is not None else None,
     )
 
@@ -116,6 +118,7 @@ def build_service(
         username=config.smtp.username,
         password=config.smtp.resolve_password(),
         timeout=config.smtp.timeout.total_seconds(),
+        ssl_context=client_context(config.smtp.ca_file, key="smtp.ca_file"),
     )
     return SlaService(
         store=open_store(config),

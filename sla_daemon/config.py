@@ -50,6 +50,7 @@ class MailboxConfig(SecretSource):
     host: str | None = None  # IMAP server; leave out when `path` is given
     port: int | None = None  # default: 993 for tls, 143 otherwise
     security: Security = "tls"  # none is refused unless host is a loopback address
+    ca_file: Path | None = None  # PEM certificates to trust instead of the system's store
     username: str | None = None  # IMAP login
     folders: FoldersConfig = FoldersConfig()
     idle: bool = True  # use IMAP IDLE where the server offers it
@@ -92,6 +93,7 @@ class SmtpConfig(SecretSource):
     host: str  # SMTP server
     port: int | None = None  # default: 465 for tls, 587 for starttls, 25 for none
     security: Security = "starttls"  # none is refused unless host is a loopback address
+    ca_file: Path | None = None  # PEM certificates to trust instead of the system's store
     username: str | None = None  # leave out for an unauthenticated relay
     timeout: Duration = timedelta(seconds=30)  # socket timeout
 
@@ -265,7 +267,9 @@ def _message(error: Any) -> str:
         return message
     value = error.get("input")
     if kind == "literal_error" or not isinstance(value, dict | list):
-        return f"{message}, got {value!r}"
+        shown = repr(value)
+        # A megabyte-long value must not become a megabyte-long error line.
+        return f"{message}, got {shown[:200] + '...' if len(shown) > 200 else shown}"
     return message
 
 
@@ -288,8 +292,12 @@ def parse_config(text: str, filename: str) -> Config:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f"{mark.line + 1}" if mark is not None else "1"
-        problem = getattr(exc, "problem", None) or str(exc)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        if isinstance(exc, yaml.reader.ReaderError):  # a character YAML does not allow
+            line = str(text.count("\n", 0, exc.position) + 1)
         raise ConfigError([f"{filename}:{line}: not valid YAML: {problem}"]) from exc
+    except RecursionError:
+        raise ConfigError([f"{filename}:1: not valid YAML: nested too deeply"]) from None
     if not isinstance(data, dict):
         raise ConfigError([f"{filename}:1: the file must be a mapping of keys to values"])
     try:
