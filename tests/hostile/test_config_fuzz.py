@@ -22,9 +22,7 @@ from sla_daemon.errors import ConfigError
 VALID: dict[str, Any] = {
     "state_dir": "/tmp/sla-state",
     "team": {"domains": ["acme.example"], "from": "Acme <support@acme.example>"},
-    "mailboxes": [
-        {"name": "support", "host": "imap.acme.example", "username": "s@acme.example"}
-    ],
+    "mailboxes": [{"name": "support", "host": "imap.acme.example", "username": "s@acme.example"}],
     "smtp": {"host": "smtp.acme.example"},
     "calendars": {"office": {"timezone": "Europe/Berlin", "hours": {"mon-fri": ["09:00-17:00"]}}},
     "policies": {"standard": {"calendar": "office", "action_plan": {"within": "48h"}}},

@@ -98,10 +98,7 @@ def test_5000_levels_of_mime_nesting_are_quarantined_with_a_reason() -> None:
 def test_5000_recipients_in_to_and_cc_are_all_read_in_bounded_memory() -> None:
     """5,000 addresses in To and 5,000 in Cc: all kept, lower-cased, in under 64 MB."""
     addresses = ", ".join(f"User {n} <User{n}@Client{n % 50}.example>" for n in range(5000))
-    raw = (
-        _HEAD
-        + f"Subject: many\r\nTo: {addresses}\r\nCc: {addresses}\r\n\r\nhello\r\n".encode()
-    )
+    raw = _HEAD + f"Subject: many\r\nTo: {addresses}\r\nCc: {addresses}\r\n\r\nhello\r\n".encode()
     facts, peak = _peak(lambda: _parse(raw))
     assert len(facts.cc) == 5000
     assert facts.cc[4999].email == "user4999@client49.example"
