@@ -279,9 +279,16 @@ def load_config(path: Path) -> Config:
     Raises ``ConfigError`` with one ``file:line: key.path: problem`` line per problem.
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read the configuration ({exc.strerror})"]) from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            [f"{path}:{line}: not valid UTF-8 (byte {raw[exc.start]:#04x}); save the file as UTF-8"]
+        ) from None
     return parse_config(text, str(path))
 
 

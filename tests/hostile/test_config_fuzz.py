@@ -115,6 +115,20 @@ def test_a_valid_file_cut_or_spliced_anywhere_gives_a_config_or_a_config_error(
     _assert_loads_or_explains(text[:cut] + junk + text[cut:])
 
 
+@settings(max_examples=100, deadline=None)
+@given(raw=st.binary(max_size=300))
+@example(raw=b"state_dir: /x\nteam: \xff\n")
+def test_a_file_of_random_bytes_gives_a_config_error_naming_the_file(
+    raw: bytes, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Any bytes in the file (not UTF-8 included) give a ConfigError naming file and line."""
+    path = tmp_path_factory.mktemp("config") / "c.yaml"
+    path.write_bytes(raw)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert all(re.match(rf"^{re.escape(str(path))}:\d+: \S", p) for p in caught.value.problems)
+
+
 def _alias_bomb(levels: int, width: int = 9) -> str:
     lines = [f"l0: &l0 [{', '.join(['lol'] * width)}]"]
     for level in range(1, levels):
