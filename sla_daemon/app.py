@@ -50,6 +50,7 @@ from sla_daemon.rules_from_config import build_markers, build_rules
 from sla_daemon.service import IngestSettings, SlaService
 from sla_daemon.status_board import StatusBoard
 from sla_daemon.status_view import FailedNotice
+from sla_daemon.tls import client_context
 from sla_daemon.weekly_reports import WeeklyReports, notice_records
 
 if TYPE_CHECKING:
@@ -93,6 +94,7 @@ def build_source(
         max_body_bytes=ingest.max_body_bytes,
         idle=mailbox.idle,
         idle_renew=mailbox.idle_renew.total_seconds(),
+        ssl_context=client_context(mailbox.ca_file, key=f"mailboxes[{mailbox.name}].ca_file"),
         on_reconnect=metrics.reconnect_counter(mailbox.name) if metrics is not None else None,
         tokens=build_tokens(f"mailbox {mailbox.name}", mailbox.oauth2),
     )
@@ -152,6 +154,7 @@ def build_service(
         password=config.smtp.resolve_password(),
         timeout=config.smtp.timeout.total_seconds(),
         tokens=build_tokens("smtp", config.smtp.oauth2),
+        ssl_context=client_context(config.smtp.ca_file, key="smtp.ca_file"),
     )
     return SlaService(
         store=open_store(config),

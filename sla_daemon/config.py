@@ -52,6 +52,7 @@ class MailboxConfig(SecretSource):
     host: str | None = None  # IMAP server; leave out when `path` is given
     port: int | None = None  # default: 993 for tls, 143 otherwise
     security: Security = "tls"  # none is refused unless host is a loopback address
+    ca_file: Path | None = None  # PEM certificates to trust instead of the system's store
     username: str | None = None  # IMAP login
     auth: Literal["password", "oauth2"] = "password"  # oauth2: XOAUTH2/OAUTHBEARER login
     oauth2: OAuth2Config | None = None  # where the access token comes from (auth: oauth2)
@@ -96,6 +97,7 @@ class SmtpConfig(SecretSource):
     host: str  # SMTP server
     port: int | None = None  # default: 465 for tls, 587 for starttls, 25 for none
     security: Security = "starttls"  # none is refused unless host is a loopback address
+    ca_file: Path | None = None  # PEM certificates to trust instead of the system's store
     username: str | None = None  # leave out for an unauthenticated relay
     auth: Literal["password", "oauth2"] = "password"  # oauth2: XOAUTH2 login
     oauth2: OAuth2Config | None = None  # where the access token comes from (auth: oauth2)
@@ -272,7 +274,9 @@ def _message(error: Any) -> str:
         return message
     value = error.get("input")
     if kind == "literal_error" or not isinstance(value, dict | list):
-        return f"{message}, got {value!r}"
+        shown = repr(value)
+        # A megabyte-long value must not become a megabyte-long error line.
+        return f"{message}, got {shown[:200] + '...' if len(shown) > 200 else shown}"
     return message
 
 
@@ -282,9 +286,16 @@ def load_config(path: Path) -> Config:
     Raises ``ConfigError`` with one ``file:line: key.path: problem`` line per problem.
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read the configuration ({exc.strerror})"]) from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            [f"{path}:{line}: not valid UTF-8 (byte {raw[exc.start]:#04x}); save the file as UTF-8"]
+        ) from None
     return parse_config(text, str(path))
 
 
@@ -295,8 +306,12 @@ def parse_config(text: str, filename: str) -> Config:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f"{mark.line + 1}" if mark is not None else "1"
-        problem = getattr(exc, "problem", None) or str(exc)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        if isinstance(exc, yaml.reader.ReaderError):  # a character YAML does not allow
+            line = str(text.count("\n", 0, exc.position) + 1)
         raise ConfigError([f"{filename}:{line}: not valid YAML: {problem}"]) from exc
+    except RecursionError:
+        raise ConfigError([f"{filename}:1: not valid YAML: nested too deeply"]) from None
     if not isinstance(data, dict):
         raise ConfigError([f"{filename}:1: the file must be a mapping of keys to values"])
     try:

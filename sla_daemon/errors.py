@@ -47,3 +47,10 @@ class AuthenticationError(ConfigError):
 
     def __init__(self, problem: str) -> None:
         super().__init__([problem])
+
+
+class UntrustedServerError(AuthenticationError):
+    """A server's TLS certificate did not verify; a person has to fix the trust (``ca_file``).
+
+    Handled like a refused login: retrying cannot help, and no password is sent.
+    """

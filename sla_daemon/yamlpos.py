@@ -30,7 +30,14 @@ _Loader.yaml_implicit_resolvers = {
 
 
 def compose_with_lines(text: str) -> tuple[Any, dict[KeyPath, int]]:
-    """Parse ``text`` as YAML; return the data and a map from key path to 1-based line."""
+    """Parse ``text`` as YAML; return the data and a map from key path to 1-based line.
+
+    Aliases are not expanded: an aliased node is one shared object in the data and its
+    keys are mapped once, where the anchor stands, so an alias bomb ("billion laughs")
+    or a recursive alias costs no more than the text itself. Raises ``yaml.YAMLError``
+    for text that is not YAML, and ``RecursionError`` for nesting deeper than Python's
+    stack allows.
+    """
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
@@ -40,20 +47,23 @@ def compose_with_lines(text: str) -> tuple[Any, dict[KeyPath, int]]:
     finally:
         loader.dispose()
     lines: dict[KeyPath, int] = {}
-    _walk(node, (), lines)
+    _walk(node, (), lines, set())
     return data, lines
 
 
-def _walk(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int]) -> None:
+def _walk(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], seen: set[int]) -> None:
     lines.setdefault(path, node.start_mark.line + 1)
+    if id(node) in seen:  # an alias of a node already mapped
+        return
+    seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             key_path = (*path, str(key_node.value))
             lines[key_path] = key_node.start_mark.line + 1
-            _walk(value_node, key_path, lines)
+            _walk(value_node, key_path, lines, seen)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _walk(item, (*path, index), lines)
+            _walk(item, (*path, index), lines, seen)
 
 
 def line_for(lines: dict[KeyPath, int], path: KeyPath) -> int:
@@ -72,5 +82,12 @@ def describe_path(path: KeyPath) -> str:
         if isinstance(part, int):
             text += f"[{part}]"
         else:
-            text += ("." if text else "") + part
+            text += ("." if text else "") + _shown_key(part)
     return text or "(top level)"
+
+
+def _shown_key(key: str) -> str:
+    """A key as written, or quoted when it is empty or holds blanks or control characters."""
+    if key and key.isprintable() and not any(char.isspace() for char in key):
+        return key
+    return repr(key)

@@ -18,7 +18,12 @@ from imapclient.exceptions import CapabilityError, IMAPClientError, LoginError
 
 from sla_daemon.adapters.imapwire import describe, login_refusal_is_temporary, server_reply
 from sla_daemon.adapters.oauth2 import AccessTokens
-from sla_daemon.errors import AuthenticationError, ConfigError, TransientError
+from sla_daemon.errors import (
+    AuthenticationError,
+    ConfigError,
+    TransientError,
+    UntrustedServerError,
+)
 
 _log = structlog.get_logger()
 
@@ -82,7 +87,8 @@ class ImapLogin:
         """Connect and log in once.
 
         Raises ``TransientError`` (try again later), ``AuthenticationError`` (the
-        credentials were refused) or ``ConfigError`` (no STARTTLS where it is required).
+        credentials were refused; ``UntrustedServerError``: the certificate did not verify)
+        or ``ConfigError`` (no STARTTLS where it is required).
         """
         if self.tokens is not None:
             return self._connect_with_token(self.tokens)
@@ -170,6 +176,8 @@ class ImapLogin:
                 ssl_context=self._tls_context() if self.security == "tls" else None,
                 timeout=self.timeout,
             )
+        except ssl.SSLCertVerificationError as exc:
+            raise self._untrusted(exc) from None
         except (OSError, IMAPClientError) as exc:
             raise TransientError(
                 f"mailbox {self.name!r}: cannot reach IMAP server {self.server}: {describe(exc)}"
@@ -186,6 +194,9 @@ class ImapLogin:
                     f"STARTTLS ({server_reply(exc)}); use security tls on its TLS port"
                 ]
             ) from None
+        except ssl.SSLCertVerificationError as exc:
+            discard(client)
+            raise self._untrusted(exc) from None
         except (OSError, IMAPClientError) as exc:
             discard(client)
             raise TransientError(
@@ -193,6 +204,13 @@ class ImapLogin:
                 f"(STARTTLS): {describe(exc)}"
             ) from exc
         return client
+
+    def _untrusted(self, exc: ssl.SSLCertVerificationError) -> UntrustedServerError:
+        return UntrustedServerError(
+            f"mailbox {self.name!r}: the TLS certificate of IMAP server {self.server} did "
+            f"not verify ({exc.verify_message or exc}); nothing was sent. Trust its CA "
+            "with ca_file, or fix the server's certificate"
+        )
 
     def _tls_context(self) -> ssl.SSLContext:
         return self.ssl_context or ssl.create_default_context()

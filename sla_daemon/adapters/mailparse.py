@@ -65,6 +65,10 @@ _SELECTED = frozenset(SELECTED_HEADERS)
 HEADER_VALUE_LIMIT = 1000
 """Characters kept of each selected header value."""
 
+SUBJECT_LIMIT = 2000
+"""Characters kept of the subject: ample for any real one, and a megabyte-long subject
+would otherwise be stored, indexed and cleaned for every notice."""
+
 SYNTHETIC_ID_DOMAIN = "sla-daemon.invalid"
 """Domain of Message-IDs made up for messages that carry none (RFC 2606 ``.invalid``)."""
 
@@ -164,7 +168,7 @@ def _parse(
     if not isinstance(raw, bytes | bytearray | memoryview):
         raise MalformedMessage(f"expected bytes, got {type(raw).__name__}")
     raw = bytes(raw)
-    if not raw.strip():
+    if not raw or raw.isspace():  # strip() would copy a 100 MB message to find out
         raise MalformedMessage("empty message")
     parsed = _parse_tree(_prepare(raw, max_body_bytes))
     message = parsed.message
@@ -196,7 +200,9 @@ def _parse(
     return MessageFacts(
         message_id=message_id,
         arrived_at=_arrived_at(internaldate, date, now),
-        subject=decode_header(values.first("subject") or "", hint),
+        subject=decode_header((values.first("subject") or "")[: 4 * SUBJECT_LIMIT], hint)[
+            :SUBJECT_LIMIT
+        ],
         sender=senders[0] if senders else None,
         reply_to=parse_addresses(values.all("reply-to"), hint),
         to=to,

@@ -32,14 +32,17 @@ def sanitize_header_text(text: str, limit: int = HEADER_TEXT_LIMIT) -> str:
     whitespace collapse to one space, and the result is cut to ``limit`` characters
     (ending in an ellipsis when cut).
     """
+    # Only a bounded prefix is looked at: a megabyte-long subject costs no more than a
+    # long one (it is cut either way).
+    cut = len(text) > 8 * limit
     cleaned = []
-    for char in text:
+    for char in text[: 8 * limit] if cut else text:
         category = unicodedata.category(char)
         if category == "Cs":
             continue
         cleaned.append(" " if category in ("Cc", "Zl", "Zp") else char)
     collapsed = " ".join("".join(cleaned).split())
-    if len(collapsed) > limit:
+    if len(collapsed) > limit or cut:
         return collapsed[: limit - 1].rstrip() + "…"
     return collapsed
 

@@ -9,6 +9,7 @@ unit of work (one fetched batch, one decision, one send) is one transaction.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +25,21 @@ from sla_daemon.adapters.store_outbox import OutboxRecords
 from sla_daemon.ports import FolderCursor
 
 DATABASE_NAME = "state.sqlite3"
+
+
+def _create_private(path: Path) -> None:
+    """Make ``path``'s directory (0700 when new) and the database file (0600), whatever umask.
+
+    The database holds clients' mail and the quarantined raw messages. SQLite creates the
+    ``-wal`` and ``-shm`` files with the database file's permissions, so they follow.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if os.fstat(descriptor).st_mode & 0o077:  # made by an older version, or by hand
+            os.fchmod(descriptor, 0o600)
+    finally:
+        os.close(descriptor)
 
 
 class SchemaTooNewError(RuntimeError):
@@ -49,7 +65,7 @@ class Store(MessageRecords, OutboxRecords, DeliveryRecords, AutoAckLimitRecords)
                     f"{path} has an older schema; run the daemon once to migrate it"
                 )
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _create_private(path)
         # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
         self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode = WAL")

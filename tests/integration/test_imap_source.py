@@ -12,7 +12,12 @@ from structlog.testing import capture_logs
 
 from sla_daemon.adapters.imap import ImapSource
 from sla_daemon.core.model import FolderKind
-from sla_daemon.errors import AuthenticationError, ConfigError, TransientError
+from sla_daemon.errors import (
+    AuthenticationError,
+    ConfigError,
+    TransientError,
+    UntrustedServerError,
+)
 from sla_daemon.ports import FolderBatch, FolderCursor
 from tests.conftest import ImapUser
 from tests.servers.dovecot import DovecotServer, free_port
@@ -353,7 +358,7 @@ def test_tls_certificates_are_verified_by_default(
         retry_wait=(0.01, 0.02),
     )
 
-    with pytest.raises(TransientError, match="CERTIFICATE_VERIFY_FAILED"):
+    with pytest.raises(UntrustedServerError, match="did not verify"):
         poll_all(source)
 
 
