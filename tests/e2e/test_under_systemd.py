@@ -13,6 +13,7 @@ fixtures on loopback.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ import pytest
 from tests.conftest import ImapUser
 from tests.e2e.test_first_run import _config as first_run_config
 from tests.e2e.test_first_run import _mail
+from tests.operations_doc import shell_line
 from tests.servers.dovecot import DovecotServer
 from tests.servers.smtp_sink import SmtpSink
 from tests.servers.systemd_manager import SystemdManager, unavailable_reason
@@ -34,6 +36,7 @@ CHECKOUT = Path(__file__).parents[2]
 SYSTEMD_DIR = CHECKOUT / "deploy" / "systemd"
 UNIT = "sla-daemon.service"
 CREDENTIALS = "/run/credentials/sla-daemon.service"
+SHELL_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def _config(tmp_path: Path, user: ImapUser, sink: SmtpSink, extra_mailbox: str = "") -> str:
@@ -106,6 +109,11 @@ def _status_text_until(manager: SystemdManager, wanted: str, timeout: float = 60
     return text
 
 
+def _as_documented(manager: SystemdManager, containing: str) -> str:
+    """Run the docs/operations.md command line containing ``containing``, as written."""
+    return manager.run("env", SHELL_PATH, "sh", "-c", shell_line(containing)).stdout
+
+
 def _journal(manager: SystemdManager) -> str:
     return manager.run("journalctl", "-u", UNIT, "--no-pager", "-o", "cat").stdout
 
@@ -119,9 +127,11 @@ def test_unit_starts_after_ready_reloads_and_stops_cleanly_under_systemd(
 ) -> None:
     """`systemctl start` returns once READY (status line set), reload applies, stop is 0.
 
-    A client's request waiting in the mailbox is auto-acknowledged by the hardened
-    service; `systemctl reload` adds a second mailbox while the unit stays active;
-    `systemctl stop` ends it with result `success` and exit status 0.
+    Installed and checked as docs/operations.md says, the hardened service
+    auto-acknowledges a client's waiting request; the documented backup runs while it
+    does; `systemctl reload` adds a second mailbox while the unit stays active; `systemctl
+    stop` ends it with result `success` and exit status 0; restored from the backup, it
+    starts again without sending the acknowledgement twice.
     """
     now = datetime.now(UTC).replace(microsecond=0)
     raw = _mail(
@@ -134,6 +144,8 @@ def test_unit_starts_after_ready_reloads_and_stops_cleanly_under_systemd(
     )
     dovecot_server.append(imap_user.username, "INBOX", raw, now)
     _install_config(systemd, _config(tmp_path, imap_user, smtp_sink), imap_user.password)
+    systemd.run("systemd-analyze", "verify", f"/etc/systemd/system/{UNIT}")
+    assert "configuration is valid" in _as_documented(systemd, "check-config")
 
     start = systemd.systemctl("start", UNIT, check=False)
     assert start.returncode == 0, start.stderr + _journal(systemd)
@@ -143,6 +155,9 @@ def test_unit_starts_after_ready_reloads_and_stops_cleanly_under_systemd(
     assert started["User"] == "sla-daemon"
     (ack,) = smtp_sink.wait_for(1, timeout=60)
     assert str(ack.message["Subject"]) == "Re: Help"
+    _as_documented(systemd, '".backup ')  # while the service runs
+    _as_documented(systemd, "mv /var/lib/sla-daemon/backup.sqlite3")
+    (backup,) = systemd.run("sh", "-c", "ls /var/backups/sla-daemon-*.sqlite3").stdout.split()
 
     second = f"""\
   - name: archive
@@ -169,7 +184,15 @@ def test_unit_starts_after_ready_reloads_and_stops_cleanly_under_systemd(
         "ExecMainStatus": "0",
         "NRestarts": "0",
     }, stopped
-    assert len(smtp_sink.messages) == 1  # the reload decided nothing again
+
+    _as_documented(systemd, "rm -f /var/lib/sla-daemon/state.sqlite3-wal")
+    restore = shell_line("install -m 0600 -o sla-daemon -g sla-daemon /var/backups/")
+    systemd.run("sh", "-c", re.sub(r"/var/backups/\S+", backup, restore, count=1))
+    systemd.systemctl("start", UNIT)
+    assert systemd.properties(UNIT, "ActiveState")["ActiveState"] == "active"
+    systemd.systemctl("stop", UNIT)
+    # Neither the reload nor the restored backup decided the acknowledgement again.
+    assert len(smtp_sink.messages) == 1
 
 
 def test_a_configuration_error_fails_the_unit_with_78_and_no_restart(
