@@ -127,11 +127,12 @@ def test_unit_starts_after_ready_reloads_and_stops_cleanly_under_systemd(
 ) -> None:
     """`systemctl start` returns once READY (status line set), reload applies, stop is 0.
 
-    Installed and checked as docs/operations.md says, the hardened service
-    auto-acknowledges a client's waiting request; the documented backup runs while it
-    does; `systemctl reload` adds a second mailbox while the unit stays active; `systemctl
-    stop` ends it with result `success` and exit status 0; restored from the backup, it
-    starts again without sending the acknowledgement twice.
+    Installed and checked as docs/operations.md says, the service (its hardening as
+    loaded still rated OK by `systemd-analyze security`) auto-acknowledges a client's
+    waiting request; the documented backup runs while it does; `systemctl reload` adds a
+    second mailbox while the unit stays active; `systemctl stop` ends it with result
+    `success` and exit status 0; restored from the backup, it starts again without
+    sending the acknowledgement twice.
     """
     now = datetime.now(UTC).replace(microsecond=0)
     raw = _mail(
@@ -153,6 +154,9 @@ def test_unit_starts_after_ready_reloads_and_stops_cleanly_under_systemd(
     assert started["ActiveState"] == "active" and started["SubState"] == "running", started
     assert started["StatusText"].startswith("1 mailbox(es) synced"), started
     assert started["User"] == "sla-daemon"
+    security = systemd.run("systemd-analyze", "security", UNIT).stdout
+    found = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", security)
+    assert found is not None and float(found.group(1)) <= 2.0, security
     (ack,) = smtp_sink.wait_for(1, timeout=60)
     assert str(ack.message["Subject"]) == "Re: Help"
     _as_documented(systemd, '".backup ')  # while the service runs
@@ -213,3 +217,29 @@ def test_a_configuration_error_fails_the_unit_with_78_and_no_restart(
     assert failed["ActiveState"] == "failed" and failed["Result"] == "exit-code", failed
     assert failed["ExecMainStatus"] == "78" and failed["NRestarts"] == "0", failed
     assert "policies.standard.acknowledge.within" in _journal(systemd)
+
+
+def test_an_encrypted_credential_replaces_the_plain_file_as_documented(
+    systemd: SystemdManager, imap_user: ImapUser, smtp_sink: SmtpSink, tmp_path: Path
+) -> None:
+    """The documented `systemd-creds encrypt` and drop-in: the service gets the plain text.
+
+    The plain `smtp` file is removed first, so what the service finds as its `smtp`
+    credential can only come from the encrypted file: the password that was encrypted.
+    """
+    _install_config(systemd, _config(tmp_path, imap_user, smtp_sink), imap_user.password)
+    systemd.run("rm", "/etc/sla-daemon/secrets/smtp")
+    encrypt = shell_line("systemd-creds encrypt")
+    _, pipe, encrypt_only = encrypt.partition(" | ")
+    assert pipe, encrypt  # the password comes from systemd-ask-password, typed at a prompt
+    systemd.run("env", SHELL_PATH, "sh", "-c", f"printf %s smtp-secret | {encrypt_only}")
+    _as_documented(systemd, "mkdir -p /etc/systemd/system/sla-daemon.service.d")
+    _as_documented(systemd, "LoadCredentialEncrypted=")
+    systemd.systemctl("daemon-reload")
+
+    start = systemd.systemctl("start", UNIT, check=False)
+    assert start.returncode == 0, start.stderr + _journal(systemd)
+    main_pid = systemd.properties(UNIT, "MainPID")["MainPID"]
+    credential = systemd.run("nsenter", "-t", main_pid, "-m", "cat", f"{CREDENTIALS}/smtp")
+    assert credential.stdout == "smtp-secret"
+    systemd.systemctl("stop", UNIT)
