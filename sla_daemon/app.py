@@ -32,6 +32,7 @@ from sla_daemon.config import (
     MarkersConfig,
 )
 from sla_daemon.config_oauth2 import OAuth2Config
+from sla_daemon.config_types import secret_file
 from sla_daemon.core.engine import evaluate
 from sla_daemon.core.model import (
     ConversationStatus,
@@ -115,7 +116,11 @@ def build_tokens(name: str, oauth2: OAuth2Config | None) -> AccessTokens | None:
         client_secret=oauth2.resolve_client_secret(),
         refresh_token=oauth2.resolve_refresh_token(),
         scope=oauth2.effective_scope(),
-        refresh_token_file=oauth2.refresh_token_file,
+        refresh_token_file=(
+            secret_file("refresh_token_file", oauth2.refresh_token_file)
+            if oauth2.refresh_token_file is not None
+            else None
+        ),
     )
     return RefreshTokens(name, grant, SystemClock())
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import SecretStr
 
-from sla_daemon.config_types import Duration, Section
+from sla_daemon.config_types import Duration, Section, secret_file
 from sla_daemon.errors import ConfigError
 from sla_daemon.hosts import is_loopback_host
 from sla_daemon.yamlpos import KeyPath
@@ -156,7 +156,7 @@ def _read_secret(name: str, path: Path | None, env: str | None) -> str | None:
     """A secret from a file (stripped) or an environment variable; None when neither."""
     if path is not None:
         try:
-            return path.read_text(encoding="utf-8").strip()
+            return secret_file(f"{name}_file", path).read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise ConfigError([f"{name}_file {path}: cannot read it ({exc.strerror})"]) from exc
     if env is not None:

@@ -67,11 +67,38 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+CREDENTIALS_DIRECTORY = "${CREDENTIALS_DIRECTORY}"
+"""Written in a secret's ``*_file`` path, it stands for the directory systemd passes a
+service in ``$CREDENTIALS_DIRECTORY`` (``LoadCredential=``)."""
+
+
+def secret_file(key: str, path: Path) -> Path:
+    """``path`` with ``${CREDENTIALS_DIRECTORY}`` replaced by that environment variable.
+
+    systemd sets it for the service; an operator checking the configuration by hand sets
+    it to the directory the credentials are loaded from. Raises ``ConfigError`` when the
+    path needs it and it is not set.
+    """
+    text = str(path)
+    if CREDENTIALS_DIRECTORY not in text:
+        return path
+    directory = os.environ.get("CREDENTIALS_DIRECTORY")
+    if not directory:
+        raise ConfigError(
+            [
+                f"{key} {path}: CREDENTIALS_DIRECTORY is not set (systemd sets it for the "
+                "service; to check by hand, set it to the directory that holds the files, "
+                "e.g. CREDENTIALS_DIRECTORY=/etc/sla-daemon/secrets)"
+            ]
+        )
+    return Path(text.replace(CREDENTIALS_DIRECTORY, directory))
+
+
 class SecretSource(Section):
     """A secret given inline, in a file, or in an environment variable (exactly one)."""
 
     password: SecretStr | None = None  # inline; prefer password_file or password_env
-    password_file: Path | None = None  # e.g. a systemd credential under /run/credentials
+    password_file: Path | None = None  # e.g. ${CREDENTIALS_DIRECTORY}/smtp (systemd credential)
     password_env: str | None = None  # name of an environment variable holding it
 
     def secret_sources(self) -> list[str]:
@@ -91,7 +118,8 @@ class SecretSource(Section):
             return self.password.get_secret_value()
         if self.password_file is not None:
             try:
-                return self.password_file.read_text(encoding="utf-8").strip()
+                path = secret_file("password_file", self.password_file)
+                return path.read_text(encoding="utf-8").strip()
             except OSError as exc:
                 raise ConfigError(
                     [f"password_file {self.password_file}: cannot read it ({exc.strerror})"]

@@ -33,6 +33,9 @@ def inline_commands() -> list[str]:
     return re.findall(r"`sla-daemon ([^`]+)`", OPERATIONS.read_text(encoding="utf-8"))
 
 
+_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
+
+
 def sla_daemon_invocations(line: str) -> list[list[str]]:
     """The arguments of each ``sla-daemon`` run in ``line``, also inside ``sh -c '…'``.
 
@@ -54,10 +57,12 @@ def sla_daemon_invocations(line: str) -> list[list[str]]:
 
 def _from_simple_command(words: list[str]) -> list[list[str]]:
     found: list[list[str]] = []
+    # Leading NAME=value words set the environment of the command that follows them.
+    first = next((i for i, word in enumerate(words) if not _ASSIGNMENT.match(word)), 0)
     for index, word in enumerate(words):
         if " " in word:
             found += sla_daemon_invocations(word)
-        elif Path(word).name == "sla-daemon" and (index == 0 or words[index - 1] == "--"):
+        elif Path(word).name == "sla-daemon" and (index == first or words[index - 1] == "--"):
             found.append(words[index + 1 :])
             break
     return found

@@ -36,6 +36,9 @@ CHECKOUT = Path(__file__).parents[2]
 SYSTEMD_DIR = CHECKOUT / "deploy" / "systemd"
 UNIT = "sla-daemon.service"
 CREDENTIALS = "/run/credentials/sla-daemon.service"
+# As the example configuration writes it: systemd sets the variable for the service, and
+# the documented check sets it to the directory the unit loads the credentials from.
+CREDENTIALS_IN_CONFIG = "${CREDENTIALS_DIRECTORY}"
 SHELL_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -43,7 +46,7 @@ def _config(tmp_path: Path, user: ImapUser, sink: SmtpSink, extra_mailbox: str =
     """The end-to-end configuration as installed: state and password where the unit has them."""
     text = first_run_config(tmp_path, user, sink).read_text()
     text = text.replace(f"state_dir: {tmp_path / 'state'}", "state_dir: /var/lib/sla-daemon")
-    password = f"password_file: {CREDENTIALS}/imap-support\n    poll_interval: 1s"
+    password = f"password_file: {CREDENTIALS_IN_CONFIG}/imap-support\n    poll_interval: 1s"
     text = text.replace("password_env: E2E_IMAP_PASSWORD", password)
     return text.replace("smtp:\n", extra_mailbox + "smtp:\n", 1)
 
@@ -169,7 +172,7 @@ def test_unit_starts_after_ready_reloads_and_stops_cleanly_under_systemd(
     port: {imap_user.port}
     security: none
     username: {imap_user.username}
-    password_file: {CREDENTIALS}/imap-support
+    password_file: {CREDENTIALS_IN_CONFIG}/imap-support
     poll_interval: 1s
     folders: {{inbox: [INBOX], sent: [Sent]}}
 """

@@ -139,6 +139,25 @@ def test_secrets_resolve_from_file_and_env(tmp_path: Path, monkeypatch: pytest.M
         parse_config(VALID, "c.yaml").mailboxes[0].resolve_password()
 
 
+def test_secret_files_under_the_credentials_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """${CREDENTIALS_DIRECTORY} in password_file is the directory systemd names, or an error."""
+    (tmp_path / "imap-support").write_text("from-credential\n")
+    config = parse_config(
+        VALID.replace(
+            "password_env: SLA_TEST_IMAP_PASSWORD",
+            "password_file: ${CREDENTIALS_DIRECTORY}/imap-support",
+        ),
+        "config.yaml",
+    )
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    assert config.mailboxes[0].resolve_password() == "from-credential"
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY")
+    with pytest.raises(ConfigError, match="CREDENTIALS_DIRECTORY is not set"):
+        config.mailboxes[0].resolve_password()
+
+
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     """A configuration file that does not exist is a ConfigError naming the path."""
     with pytest.raises(ConfigError, match="cannot read the configuration"):
