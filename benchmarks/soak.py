@@ -251,8 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"RSS peak of the minute samples {max(samples) / 1024:.1f} MiB")
     if len(samples) > args.settle:
-        # The first minutes fill what is filled once (templates compiled on first use,
-        # caches, the evaluations of the backlog); growth after them is what would leak.
+        # What is filled once (caches, buffers, the first notices of each kind) is filled
+        # in the first minutes; growth after them is what would leak.
         settled = samples[args.settle]
         print(
             f"RSS at minute {args.settle} {settled / 1024:.1f} MiB  end {last_rss / 1024:.1f} MiB  "
