@@ -39,9 +39,14 @@ integration: $(STAMP)
 	$(BIN)/pytest tests/integration tests/e2e
 
 # Not part of `make test`: prints figures against baselines measured in the same run.
+# The soak runs last and takes SOAK_MINUTES (e.g. `make bench SOAK_MINUTES=5`).
+SOAK_MINUTES ?= 30
 bench: $(STAMP)
 	sh scripts/ensure-test-packages.sh
 	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/evaluate.py
+	$(BIN)/python benchmarks/idle_cycle.py
+	$(BIN)/python benchmarks/soak.py --minutes $(SOAK_MINUTES)
 
 # Regenerates the key reference in docs/configuration.md from the configuration schema.
 docs: $(STAMP)

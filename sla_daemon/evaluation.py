@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from datetime import datetime
 
 from sla_daemon.adapters.store import Store
-from sla_daemon.core.aftercare import AccountContact, account_contacts
 from sla_daemon.core.engine import evaluate
 from sla_daemon.core.model import ConversationStatus, Evaluation, MessageFacts, Rules
 
@@ -27,19 +26,6 @@ def _evaluated(
 def evaluate_all(store: Store, rules: Rules, now: datetime) -> list[Evaluation]:
     """Evaluate every stored conversation at ``now``; reads the store, writes nothing."""
     return [evaluation for evaluation, _ in _evaluated(store, rules, now)]
-
-
-def evaluate_with_contacts(
-    store: Store, rules: Rules, now: datetime
-) -> tuple[list[Evaluation], dict[str, AccountContact]]:
-    """``evaluate_all``, and per account the contact its check-in is counted from."""
-    evaluations: list[Evaluation] = []
-    contacts: dict[str, AccountContact] = {}
-    for evaluation, messages in _evaluated(store, rules, now):
-        evaluations.append(evaluation)
-        for name, contact in account_contacts([messages], rules, now).items():
-            contacts[name] = contact.merged(contacts[name]) if name in contacts else contact
-    return evaluations, contacts
 
 
 def evaluate_conversations(store: Store, rules: Rules, now: datetime) -> list[ConversationStatus]:

@@ -17,7 +17,6 @@ from sla_daemon.adapters.store import Store
 from sla_daemon.auto_ack_limits import note_inbound
 from sla_daemon.briefings import Briefings
 from sla_daemon.clock import Clock
-from sla_daemon.core.aftercare import check_in_evaluations
 from sla_daemon.core.classify import classify
 from sla_daemon.core.model import (
     Evaluation,
@@ -28,7 +27,8 @@ from sla_daemon.core.model import (
 from sla_daemon.core.threads import ids_to_link, plan_threading, without_known_people
 from sla_daemon.delivery import DeliverySettings
 from sla_daemon.errors import AuthenticationError, TransientError
-from sla_daemon.evaluation import evaluate_all, evaluate_with_contacts
+from sla_daemon.evaluation import evaluate_all
+from sla_daemon.evaluation_cache import EvaluationCache
 from sla_daemon.outbox import NoticeRenderer, Outbox, OutboxReport
 from sla_daemon.ports import FetchedMessage, FolderBatch, FolderCursor, MailSource, NoticeSender
 from sla_daemon.weekly_reports import WeeklyReports
@@ -118,8 +118,10 @@ class SlaService:
         """The owners' morning briefings (``notices.briefing_at``), or None."""
         self.weekly_reports = weekly_reports
         """The weekly report (``reports.weekly``), or None."""
+        self.evaluation_cache = EvaluationCache()
+        """Every conversation's latest evaluation; a cycle refreshes what changed or fell due."""
         self.last_evaluations: list[Evaluation] = []
-        """What the last ``decide`` evaluated (for the metrics; nothing evaluates twice)."""
+        """Every conversation's latest evaluation after the last ``decide`` (for the metrics)."""
         self._extra_headers = tuple(rules.markers.action_plan.headers) + tuple(
             rules.markers.waiting_on_client.headers
         )
@@ -362,17 +364,32 @@ class SlaService:
         return evaluate_all(self.store, self.rules, now)
 
     def decide(self, report: CycleReport) -> None:
-        """Evaluate every conversation now and hand the decisions to the outbox."""
+        """Evaluate what changed or fell due now and hand the decisions to the outbox.
+
+        The first cycle of a service evaluates every conversation (``EvaluationCache``);
+        the decisions of a conversation not evaluated again stand as they were taken.
+        """
         self.outbox.dry_run = self.dry_run
         now = self.clock.now()
-        evaluations, contacts = evaluate_with_contacts(self.store, self.rules, now)
-        evaluations += check_in_evaluations(evaluations, contacts, self.rules, now)
-        self.last_evaluations = evaluations
-        self.outbox.decide(evaluations, now, report)
+        refresh = self.evaluation_cache.refresh(self.store, self.rules, now)
+        check_ins = self.evaluation_cache.check_ins(self.rules, now)
+        self.last_evaluations = self.evaluation_cache.evaluations() + check_ins
+        report.next_check_at = self.evaluation_cache.next_check_at()
+        try:
+            self.outbox.decide(refresh.evaluated + check_ins, now, report)
+        except Exception:
+            # The decisions of this refresh may be unrecorded: the next cycle starts over.
+            self.evaluation_cache.reset()
+            raise
+        self.store.forget_changes(refresh.journal_upto)
         if self.briefings is not None:
-            self.briefings.decide(self.store, evaluations, now, report, dry_run=self.dry_run)
+            self.briefings.decide(
+                self.store, self.last_evaluations, now, report, dry_run=self.dry_run
+            )
         if self.weekly_reports is not None:
-            self.weekly_reports.decide(self.store, evaluations, now, report, dry_run=self.dry_run)
+            self.weekly_reports.decide(
+                self.store, self.last_evaluations, now, report, dry_run=self.dry_run
+            )
 
     def flush(self, report: CycleReport) -> None:
         """Send what the outbox holds."""

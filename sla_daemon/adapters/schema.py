@@ -150,5 +150,38 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX IF NOT EXISTS outbox_by_kind_and_time ON outbox (kind, decided_at);
     """,
+    # 6: the journal of changed conversations. A cycle re-evaluates only conversations
+    # whose messages or notices changed (and those whose next check time came), so every
+    # write that can change an evaluation notes the conversation here, whichever code
+    # path makes it: a stored message, changed facts (keywords), a merge (both sides), a
+    # decided, sent or failed notice. The service reads the journal, evaluates, and
+    # deletes what it read. Notices of no conversation (digests, check-ins, briefings)
+    # are not noted. Running this again changes nothing.
+    """
+    CREATE TABLE IF NOT EXISTS changed_conversations (
+        seq INTEGER PRIMARY KEY,
+        conversation_id TEXT NOT NULL
+    );
+    CREATE TRIGGER IF NOT EXISTS message_added_changes AFTER INSERT ON messages
+    BEGIN
+        INSERT INTO changed_conversations (conversation_id) VALUES (NEW.conversation_id);
+    END;
+    CREATE TRIGGER IF NOT EXISTS message_updated_changes AFTER UPDATE ON messages
+    BEGIN
+        INSERT INTO changed_conversations (conversation_id) VALUES (NEW.conversation_id);
+        INSERT INTO changed_conversations (conversation_id)
+            SELECT OLD.conversation_id WHERE OLD.conversation_id != NEW.conversation_id;
+    END;
+    CREATE TRIGGER IF NOT EXISTS notice_added_changes AFTER INSERT ON outbox
+        WHEN NEW.conversation_id != ''
+    BEGIN
+        INSERT INTO changed_conversations (conversation_id) VALUES (NEW.conversation_id);
+    END;
+    CREATE TRIGGER IF NOT EXISTS notice_updated_changes AFTER UPDATE ON outbox
+        WHEN NEW.conversation_id != ''
+    BEGIN
+        INSERT INTO changed_conversations (conversation_id) VALUES (NEW.conversation_id);
+    END;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

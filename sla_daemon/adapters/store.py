@@ -18,6 +18,7 @@ from pathlib import Path
 
 from sla_daemon.adapters.schema import MIGRATIONS, SCHEMA_VERSION
 from sla_daemon.adapters.store_base import iso_utc
+from sla_daemon.adapters.store_changes import ChangeRecords
 from sla_daemon.adapters.store_deliveries import DeliveryRecords
 from sla_daemon.adapters.store_limits import AutoAckLimitRecords
 from sla_daemon.adapters.store_messages import SUBJECT_INDEX_VERSION, MessageRecords
@@ -50,7 +51,7 @@ class SchemaTooOldError(RuntimeError):
     """A read-only reader found a database that still needs migrating."""
 
 
-class Store(MessageRecords, OutboxRecords, DeliveryRecords, AutoAckLimitRecords):
+class Store(MessageRecords, OutboxRecords, DeliveryRecords, AutoAckLimitRecords, ChangeRecords):
     """The SQLite state database. Open one per process; not shared across threads."""
 
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
@@ -101,9 +102,14 @@ class Store(MessageRecords, OutboxRecords, DeliveryRecords, AutoAckLimitRecords)
             with self.transaction():
                 # executescript() would COMMIT on its own; statements one by one keep the
                 # migration and its version bump in a single transaction.
-                for statement in MIGRATIONS[number].split(";"):
-                    if statement.strip():
-                        self._db.execute(statement)
+                # A trigger's body holds ";" too: a piece runs once it completes a statement.
+                statement = ""
+                for piece in MIGRATIONS[number].split(";"):
+                    statement += piece + ";"
+                    if sqlite3.complete_statement(statement):
+                        if statement.strip(" \n;"):
+                            self._db.execute(statement)
+                        statement = ""
                 self._db.execute(f"PRAGMA user_version = {number + 1}")
                 if number + 1 == SUBJECT_INDEX_VERSION:
                     self._index_stored_messages()

@@ -215,14 +215,14 @@ def detect_automated(facts: MessageFacts) -> AutomatedVerdict:
 
 def _signals(facts: MessageFacts) -> list[_Signal]:
     found: list[_Signal] = []
-    if facts.header(NOTICE_HEADER) is not None:
+    if facts.first_headers.get(NOTICE_HEADER) is not None:
         found.append(_Signal(AutomatedKind.OWN_NOTICE, "our own notice (X-SLA-Daemon)"))
     found += _header_signals(facts)
     found += _report_signals(facts)
     found += _sender_signals(facts)
     found += _subject_signals(facts)
     found += _body_signals(facts, witnessed=bool(found) or facts.sender is None)
-    return_path = facts.header("return-path")
+    return_path = facts.first_headers.get("return-path")
     if return_path is not None and return_path.strip() in {"<>", ""}:
         found.append(_Signal(AutomatedKind.BOUNCE, "null return path (Return-Path: <>)", weak=True))
     return found
@@ -237,10 +237,10 @@ def _header_signals(facts: MessageFacts) -> list[_Signal]:
     if precedence in _PRECEDENCE_KINDS:
         found.append(_Signal(_PRECEDENCE_KINDS[precedence], f"Precedence: {precedence}"))
     for name, kind, reason in _NAMED_HEADERS:
-        if facts.header(name) is not None:
+        if facts.first_headers.get(name) is not None:
             found.append(_Signal(kind, reason))
     for name in _CHALLENGE_HEADERS:
-        if facts.header(name) is not None:
+        if facts.first_headers.get(name) is not None:
             found.append(_Signal(AutomatedKind.CHALLENGE_RESPONSE, f"challenge header ({name})"))
     return found
 
@@ -253,7 +253,7 @@ def _report_signals(facts: MessageFacts) -> list[_Signal]:
     """
     if facts.content_type != "multipart/report":
         return []
-    match = _REPORT_TYPE.search(facts.header("content-type") or "")
+    match = _REPORT_TYPE.search(facts.first_headers.get("content-type") or "")
     report_type = match.group(1).lower() if match else ""
     if report_type == "feedback-report":
         return [_Signal(AutomatedKind.FEEDBACK_REPORT, "multipart/report (feedback report)")]
@@ -266,7 +266,7 @@ def _report_signals(facts: MessageFacts) -> list[_Signal]:
 
 def _sender_signals(facts: MessageFacts) -> list[_Signal]:
     if facts.sender is None:
-        raw_from = facts.header("from") or ""
+        raw_from = facts.first_headers.get("from") or ""
         if _RAW_DAEMON_FROM.search(raw_from):
             return [_Signal(AutomatedKind.BOUNCE, f"mail system sender ({raw_from.strip()})")]
         return []
@@ -316,7 +316,7 @@ def _body_signals(facts: MessageFacts, *, witnessed: bool) -> list[_Signal]:
 
 
 def _value(facts: MessageFacts, name: str) -> str:
-    return (facts.header(name) or "").strip().lower()
+    return (facts.first_headers.get(name) or "").strip().lower()
 
 
 def _short(text: str, limit: int = 60) -> str:

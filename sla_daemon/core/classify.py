@@ -7,6 +7,7 @@ so a configuration change reclassifies stored mail without fetching it again.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -48,34 +49,43 @@ def automation_reason(facts: MessageFacts) -> str | None:
     return verdict.describe() if verdict.is_automated else None
 
 
-def _domain_matches(domain: str, configured: tuple[str, ...]) -> bool:
-    """True when ``domain`` is one of ``configured`` or a subdomain of one."""
-    for wanted in configured:
-        wanted = wanted.lower()
-        if domain == wanted or domain.endswith("." + wanted):
-            return True
-    return False
+def _parent_domains(domain: str) -> Iterator[str]:
+    """``domain`` and every domain it is a subdomain of: a.b.c, b.c, c."""
+    while True:
+        yield domain
+        dot = domain.find(".")
+        if dot < 0:
+            return
+        domain = domain[dot + 1 :]
 
 
 def is_team_address(email: str, rules: Rules) -> bool:
     """True when ``email`` belongs to the team (a team address or domain)."""
     email = email.lower()
-    team = rules.team
-    if email in {a.lower() for a in team.addresses} or email == team.from_address.email:
+    lookup = rules.address_lookup
+    if email in lookup.team_addresses or email == rules.team.from_address.email:
         return True
-    return _domain_matches(email.rpartition("@")[2], team.domains)
+    return any(d in lookup.team_domains for d in _parent_domains(email.rpartition("@")[2]))
 
 
 def account_for_address(email: str, rules: Rules) -> Account | None:
-    """Return the account an external address belongs to (exact address before domain)."""
+    """Return the account an external address belongs to (exact address before domain).
+
+    Among the accounts whose domain the address is in (or a subdomain of), the one
+    configured first wins.
+    """
     email = email.lower()
-    for account in rules.accounts:
-        if email in {a.lower() for a in account.addresses}:
-            return account
-    domain = email.rpartition("@")[2]
-    for account in rules.accounts:
-        if _domain_matches(domain, account.domains):
-            return account
+    lookup = rules.address_lookup
+    account = lookup.account_by_address.get(email)
+    if account is not None:
+        return account
+    matches = [
+        lookup.account_by_domain[d]
+        for d in _parent_domains(email.rpartition("@")[2])
+        if d in lookup.account_by_domain
+    ]
+    if matches:
+        return min(matches, key=lambda match: match[0])[1]
     if rules.default_account is not None:
         return rules.account_named(rules.default_account)
     return None

@@ -32,6 +32,7 @@ from sla_daemon.core.model import (
     Rules,
     SentNotice,
 )
+from sla_daemon.core.next_check import next_check
 
 
 def notice_key(opening_message_id: str, clock: ClockName, level: str, repetition: int = 0) -> str:
@@ -255,31 +256,16 @@ def _clocks(
 
 
 def _cycle_ledgers(
-    cycles: Sequence[_Cycle], rules: Rules, notices: Mapping[str, SentNotice], now: datetime
+    cycles: Sequence[_Cycle],
+    rules: Rules,
+    notices: Mapping[str, SentNotice],
+    now: datetime,
+    last: tuple[tuple[ClockStatus, ClockStatus], AcknowledgedBy | None],
 ) -> Iterator[CycleLedger]:
-    """The ledger of every cycle, from the same clocks the status shows."""
+    """The ledger of every cycle, from the same clocks the status shows (``last``'s)."""
     for cycle in cycles:
-        clocks, by = _clocks(cycle, rules, notices, now)
+        clocks, by = last if cycle is cycles[-1] else _clocks(cycle, rules, notices, now)
         yield cycle_ledger(cycle, rules, clocks, by, auto_ack_key(cycle.opening.message_id), now)
-
-
-def _next_check(
-    clock: ClockStatus, clock_policy: ClockPolicy, policy: Policy, now: datetime
-) -> datetime | None:
-    """The next instant at which this running clock calls for a notice."""
-    if clock.stopped_at is not None:
-        return None
-    upcoming = [clock.due_at - w for w in clock_policy.warn_before] + [clock.due_at]
-    since = clock.due_at
-    if policy.second_level is not None:
-        upcoming.append(clock.due_at + policy.second_level.after)
-        if now >= clock.due_at + policy.second_level.after:
-            since = clock.due_at + policy.second_level.after
-    if now >= since and policy.re_escalate_every:
-        repetition = int((now - since) / policy.re_escalate_every)
-        upcoming.append(since + (repetition + 1) * policy.re_escalate_every)
-    later = [moment for moment in upcoming if moment > now]
-    return min(later) if later else None
 
 
 def evaluate(
@@ -386,11 +372,15 @@ def evaluate(
         message_ids=message_ids,
         opening_message_id=opening.message_id,
         clocks=clocks,
-        ledger=Ledger(now, tuple(_cycle_ledgers(cycles, rules, notices, now)), tuple(ignored)),
+        ledger=Ledger(
+            now,
+            tuple(_cycle_ledgers(cycles, rules, notices, now, (clocks, acknowledged_by))),
+            tuple(ignored),
+        ),
     )
-    checks = [_next_check(clocks[0], policy.acknowledge, policy, now)]
+    checks = [next_check(clocks[0], policy.acknowledge, policy, now)]
     if cycle.paused_since is None:
-        checks.append(_next_check(clocks[1], policy.action_plan, policy, now))
+        checks.append(next_check(clocks[1], policy.action_plan, policy, now))
     if state is ConversationState.ACTION_PLAN_SENT:
         checks.append(aftercare.next_check_at)
     next_check_at = min((c for c in checks if c is not None), default=None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from sla_daemon.core.calendar import Calendar, calendar_named
@@ -74,11 +75,15 @@ class MessageFacts:
 
     def header(self, name: str) -> str | None:
         """Return the first value of header ``name`` (case-insensitive), or None."""
-        wanted = name.lower()
+        return self.first_headers.get(name.lower())
+
+    @cached_property
+    def first_headers(self) -> dict[str, str]:
+        """Each header's first value by lower-case name (built once: the engine asks ~20)."""
+        first: dict[str, str] = {}
         for key, value in self.headers:
-            if key == wanted:
-                return value
-        return None
+            first.setdefault(key, value)
+        return first
 
     @property
     def recipients(self) -> tuple[Address, ...]:
@@ -226,6 +231,35 @@ class Team:
 
 
 @dataclass(frozen=True)
+class AddressLookup:
+    """The configured addresses and domains, lower-cased, for lookups by address."""
+
+    team_addresses: frozenset[str]
+    team_domains: frozenset[str]
+    account_by_address: dict[str, Account]
+    """Each address to the first account that names it."""
+    account_by_domain: dict[str, tuple[int, Account]]
+    """Each domain to the first account that names it, with that account's position."""
+
+    @classmethod
+    def of(cls, team: Team, accounts: tuple[Account, ...]) -> AddressLookup:
+        """The lookup of ``team`` and ``accounts`` (earlier accounts win, as configured)."""
+        by_address: dict[str, Account] = {}
+        by_domain: dict[str, tuple[int, Account]] = {}
+        for position, account in enumerate(accounts):
+            for address in account.addresses:
+                by_address.setdefault(address.lower(), account)
+            for domain in account.domains:
+                by_domain.setdefault(domain.lower(), (position, account))
+        return cls(
+            frozenset(a.lower() for a in team.addresses),
+            frozenset(d.lower() for d in team.domains),
+            by_address,
+            by_domain,
+        )
+
+
+@dataclass(frozen=True)
 class Rules:
     """Everything the core needs from the configuration, as plain data."""
 
@@ -246,6 +280,11 @@ class Rules:
     def calendar_for(self, policy: Policy) -> Calendar:
         """Return the calendar the policy names (config validation guarantees it exists)."""
         return calendar_named(policy.calendar, self.calendars)
+
+    @cached_property
+    def address_lookup(self) -> AddressLookup:
+        """Team and account addresses and domains, built once: classify asks per message."""
+        return AddressLookup.of(self.team, self.accounts)
 
     def account_named(self, name: str) -> Account | None:
         """Return the account called ``name``, if any."""

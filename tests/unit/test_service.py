@@ -14,7 +14,7 @@ from sla_daemon.adapters.mailparse import MalformedMessage, parse_message
 from sla_daemon.adapters.render import NoticeRenderer
 from sla_daemon.adapters.store import Store
 from sla_daemon.clock import FixedClock
-from sla_daemon.core.model import FolderKind, Rules
+from sla_daemon.core.model import ClockPolicy, FolderKind, Rules
 from sla_daemon.errors import TransientError
 from sla_daemon.ports import FetchedMessage, FolderBatch, FolderCursor
 from sla_daemon.service import SlaService
@@ -263,3 +263,47 @@ def test_check_in_is_sent_once_per_period_for_the_account(tmp_path: Path) -> Non
     again = _service(service.store, source, sender, rules_=policy).run_cycle()
     assert again.sent == 0
     assert again.next_check_at is not None
+
+
+def test_warning_and_breach_come_at_their_time_without_new_mail(tmp_path: Path) -> None:
+    """With no new mail, the cycle at each check time still sends its warnings, then the breach.
+
+    The conversation is not evaluated in between, yet the runner is told when to wake.
+    """
+    opened = NOW - timedelta(minutes=2)
+    source = FakeSource(
+        [(_raw("m1@globex.example", "dana@globex.example", "Help", opened), opened)]
+    )
+    sender = FakeSender()
+    service = _service(Store(tmp_path / "s.sqlite3"), source, sender)
+    service.run_cycle()
+    assert [m["X-SLA-Daemon"] for m in sender.sent] == ["auto_ack"]
+    settled = service.run_cycle()  # the auto-ack's own change is taken in
+    warn_at = opened + timedelta(hours=24)
+    assert settled.next_check_at == warn_at
+    for hours, kind in ((24, "warning"), (44, "warning"), (48, "breach")):
+        at = opened + timedelta(hours=hours)
+        service.clock = service.outbox.clock = FixedClock(at - timedelta(seconds=1))
+        assert service.run_cycle().sent == 0
+        service.clock = service.outbox.clock = FixedClock(at)
+        assert service.run_cycle().sent == 1
+        assert sender.sent[-1]["X-SLA-Daemon"] == kind
+    assert [e.status.id for e in service.last_evaluations] == [
+        e.status.id for e in service.evaluate_all(service.clock.now())
+    ]
+
+
+def test_a_new_policy_is_applied_to_every_conversation_at_once(tmp_path: Path) -> None:
+    """A service built with a changed policy (a reload, a restart) re-evaluates everything."""
+    opened = NOW - timedelta(hours=2)
+    source = FakeSource(
+        [(_raw("m1@globex.example", "dana@globex.example", "Help", opened), opened)]
+    )
+    sender = FakeSender()
+    store = Store(tmp_path / "s.sqlite3")
+    _service(store, source, sender).run_cycle()
+    _service(store, source, sender).run_cycle()
+    assert [m["X-SLA-Daemon"] for m in sender.sent] == ["breach"]  # ack 1h, too old to auto-ack
+    stricter = rules(action_plan=ClockPolicy(timedelta(hours=1)))
+    _service(store, source, sender, rules_=stricter).run_cycle()
+    assert [m["X-SLA-Daemon"] for m in sender.sent] == ["breach", "breach"]
