@@ -47,3 +47,7 @@ class AuthenticationError(ConfigError):
 
     def __init__(self, problem: str) -> None:
         super().__init__([problem])
+
+
+class StateWriteError(SlaDaemonError):
+    """The state database refused a write (its disk is full); nothing of it was kept."""
