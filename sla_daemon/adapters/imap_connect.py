@@ -7,6 +7,7 @@ certificates, refuse plaintext off loopback and report a refused login the same 
 from __future__ import annotations
 
 import contextlib
+import imaplib
 import ssl
 from dataclasses import dataclass, field
 
@@ -87,6 +88,13 @@ class ImapLogin:
         except LoginError as exc:
             discard(client)
             server_text = self.redact(server_reply(exc))
+            if isinstance(exc.__context__, (imaplib.IMAP4.abort, OSError)):
+                # imapclient reports a connection lost mid-LOGIN (a server killed or
+                # restarting) as a LoginError: that says nothing about the password.
+                raise TransientError(
+                    f"mailbox {self.name!r}: connection to IMAP server {self.server} was "
+                    f"lost while logging in: {server_text}"
+                ) from None
             if login_refusal_is_temporary(server_text):
                 raise TransientError(
                     f"mailbox {self.name!r}: IMAP server {self.server} cannot log in "
