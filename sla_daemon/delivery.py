@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import email
 import email.policy
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -34,7 +34,7 @@ from sla_daemon.adapters.store import Store
 from sla_daemon.adapters.store_deliveries import Delivery
 from sla_daemon.config_notices import NoticesConfig
 from sla_daemon.core.model import NoticeKind
-from sla_daemon.errors import PermanentError, TransientError
+from sla_daemon.errors import PermanentError, StateWriteError, TransientError
 from sla_daemon.ports import BatchedNotice, NoticeSender
 from sla_daemon.quiet_hours import QuietHours
 
@@ -164,15 +164,20 @@ class NoticeDelivery:
         sender: NoticeSender,
         settings: DeliverySettings,
         batch_renderer: BatchRenderer | None,
+        unrecorded: list[Callable[[], None]] | None = None,
     ) -> None:
         self.store = store
         self.sender = sender
         self.settings = settings
         self.batch_renderer = batch_renderer
+        self.unrecorded = [] if unrecorded is None else unrecorded
+        """Records of mail that went out but could not be written (a full disk); the
+        list outlives this object, so that a later run writes them before sending."""
 
     def run(self, now: datetime) -> DeliveryTally:
         """Hold, batch, send and record every delivery due at ``now``."""
         tally = DeliveryTally()
+        self._catch_up()
         due: list[Delivery] = []
         for delivery in self.store.open_deliveries(now):
             until = hold_until(delivery, now, self.settings)
@@ -261,7 +266,8 @@ class NoticeDelivery:
                     self._failed(delivery, exc, now, tally)
             return
         tally.mails_sent += 1
-        with self.store.transaction():
+
+        def record() -> None:
             for delivery in deliveries:
                 if delivery.recipient in refused:
                     code, text = refused[delivery.recipient]
@@ -269,6 +275,8 @@ class NoticeDelivery:
                     continue
                 self.store.mark_delivered(delivery.key, delivery.recipient, now, None)
                 tally.count(delivery.kind, "sent")
+
+        self._record_sent(record)
         log.info(
             "notice.sent",
             key=first.key,
@@ -295,7 +303,8 @@ class NoticeDelivery:
                     self._failed(delivery, exc, now, tally)
             return
         tally.mails_sent += 1
-        with self.store.transaction():
+
+        def record() -> None:
             for delivery in deliveries:
                 if recipient in refused:
                     code, text = refused[recipient]
@@ -303,6 +312,8 @@ class NoticeDelivery:
                     continue
                 self.store.mark_delivered(delivery.key, recipient, now, key)
                 tally.count(delivery.kind, "sent")
+
+        self._record_sent(record)
         log.info(
             "notice.batch_sent",
             key=key,
@@ -310,6 +321,31 @@ class NoticeDelivery:
             notices=[d.key for d in deliveries],
             message_id=str(message["Message-ID"]),
         )
+
+    def _record_sent(self, record: Callable[[], None]) -> None:
+        """Write what became of a mail that went out; keep it for later if that fails.
+
+        A full disk refuses the write after the server took the mail: left pending, the
+        same mail would go again at every cycle until there is room. Kept in
+        ``unrecorded`` instead, it is written first thing in a later run, before anything
+        is sent (only a restart in between sends it once more, as after a crash).
+        """
+        try:
+            with self.store.transaction():
+                record()
+        except StateWriteError:
+            self.unrecorded.append(record)
+            raise
+
+    def _catch_up(self) -> None:
+        """Write the records ``_record_sent`` could not; raise ``StateWriteError`` if still not."""
+        if not self.unrecorded:
+            return
+        with self.store.transaction():
+            for record in self.unrecorded:
+                record()
+        log.info("notice.records_caught_up", mails=len(self.unrecorded))
+        self.unrecorded.clear()
 
     def _failed(
         self,

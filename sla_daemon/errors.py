@@ -54,3 +54,7 @@ class UntrustedServerError(AuthenticationError):
 
     Handled like a refused login: retrying cannot help, and no password is sent.
     """
+
+
+class StateWriteError(SlaDaemonError):
+    """The state database refused a write (its disk is full); nothing of it was kept."""

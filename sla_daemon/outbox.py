@@ -10,7 +10,7 @@ flight at a crash may go once more, with the same Message-ID).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
@@ -99,6 +99,7 @@ class Outbox:
         self.rules = rules
         self.clock = clock
         self.dry_run = dry_run
+        self._unrecorded: list[Callable[[], None]] = []  # see NoticeDelivery.unrecorded
 
     def decide(
         self, evaluations: Sequence[Evaluation], now: datetime, report: OutboxReport
@@ -252,7 +253,11 @@ class Outbox:
             return
         renderer = self.renderer if isinstance(self.renderer, BatchRenderer) else None
         delivery = NoticeDelivery(
-            store=self.store, sender=self.sender, settings=self.delivery, batch_renderer=renderer
+            store=self.store,
+            sender=self.sender,
+            settings=self.delivery,
+            batch_renderer=renderer,
+            unrecorded=self._unrecorded,
         )
         tally = delivery.run(self.clock.now())
         report.sent += tally.mails_sent

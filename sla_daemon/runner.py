@@ -19,6 +19,7 @@ from datetime import timedelta
 import structlog
 
 from sla_daemon.clock import Clock, SystemClock
+from sla_daemon.errors import StateWriteError
 from sla_daemon.ports import ServiceNotifier
 from sla_daemon.service import CycleReport
 
@@ -29,7 +30,9 @@ class Runner:
     """Runs a cycle, then waits; see the module docstring for what ends the wait.
 
     An unexpected exception in one cycle is logged with its traceback and the loop goes
-    on: one bad cycle must not stop a service that others rely on. ``stop`` (from a
+    on: one bad cycle must not stop a service that others rely on. A state database that
+    cannot be written (full disk) is logged as ``state.write_failed`` and retried the
+    same way: what the cycle could not record is done again by a later one. ``stop`` (from a
     signal handler or a test) lets the current cycle finish and ends ``run``.
     """
 
@@ -58,6 +61,10 @@ class Runner:
         self.iterations += 1
         try:
             report = self.cycle()
+        except StateWriteError as exc:
+            # A full disk is the operator's to fix, not a bug: one clear line, no traceback.
+            log.error("state.write_failed", iteration=self.iterations, error=str(exc))
+            report = None
         except Exception:
             log.exception("cycle.failed", iteration=self.iterations)
             report = None

@@ -7,6 +7,7 @@ certificates, refuse plaintext off loopback and report a refused login the same 
 from __future__ import annotations
 
 import contextlib
+import imaplib
 import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -97,9 +98,15 @@ class ImapLogin:
             client.login(self.username, self.password)
         except LoginError as exc:
             discard(client)
-            raise self._refusal(
-                self.redact(server_reply(exc)), "login", "check the username and password"
-            ) from None
+            server_text = self.redact(server_reply(exc))
+            if isinstance(exc.__context__, (imaplib.IMAP4.abort, OSError)):
+                # imapclient reports a connection lost mid-LOGIN (a server killed or
+                # restarting) as a LoginError: that says nothing about the password.
+                raise TransientError(
+                    f"mailbox {self.name!r}: connection to IMAP server {self.server} was "
+                    f"lost while logging in: {server_text}"
+                ) from None
+            raise self._refusal(server_text, "login", "check the username and password") from None
         except (OSError, IMAPClientError) as exc:
             discard(client)
             raise TransientError(

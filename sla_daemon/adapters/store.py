@@ -23,6 +23,7 @@ from sla_daemon.adapters.store_deliveries import DeliveryRecords
 from sla_daemon.adapters.store_limits import AutoAckLimitRecords
 from sla_daemon.adapters.store_messages import SUBJECT_INDEX_VERSION, MessageRecords
 from sla_daemon.adapters.store_outbox import OutboxRecords
+from sla_daemon.errors import StateWriteError
 from sla_daemon.ports import FolderCursor
 
 DATABASE_NAME = "state.sqlite3"
@@ -128,10 +129,18 @@ class Store(MessageRecords, OutboxRecords, DeliveryRecords, AutoAckLimitRecords,
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
+            self._db.execute("COMMIT")
+        except BaseException as exc:
+            # SQLite rolls back by itself when the disk is full; a second ROLLBACK would
+            # replace the real error with "cannot rollback - no transaction is active".
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.OperationalError) and _is_disk_full(exc):
+                raise StateWriteError(
+                    f"cannot write the state database {self.path}: {exc}; nothing of this "
+                    "unit of work was kept, it is done again once there is room"
+                ) from exc
             raise
-        self._db.execute("COMMIT")
 
     # -- cursors -------------------------------------------------------------------------
 
@@ -188,3 +197,8 @@ class Store(MessageRecords, OutboxRecords, DeliveryRecords, AutoAckLimitRecords,
             "SELECT mailbox, folder, uid, reason FROM quarantine ORDER BY id"
         ).fetchall()
         return [(m, f, int(u), r) for m, f, u, r in rows]
+
+
+def _is_disk_full(exc: sqlite3.OperationalError) -> bool:
+    """Whether SQLite refused for lack of space (SQLITE_FULL) rather than anything else."""
+    return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL

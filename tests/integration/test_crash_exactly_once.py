@@ -30,16 +30,17 @@ import signal
 import sqlite3
 import subprocess
 import time
-from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from tests.configs import MailboxSpec, password_env, write_config
 from tests.conftest import ImapUser
-from tests.e2e.test_first_run import SLA_DAEMON, _cli
+from tests.daemon_process import DaemonProcess, integrity, pending_notices, run_once
 from tests.mailbuild import build_mail
+from tests.notice_tally import tally
 from tests.servers.dovecot import DovecotServer
 from tests.servers.smtp_sink import ReceivedMail, SmtpSink
 
@@ -74,46 +75,18 @@ def workload(now: datetime) -> list[tuple[bytes, datetime]]:
     return mails
 
 
-def write_config(path: Path, user: ImapUser, sink: SmtpSink) -> Path:
-    """A config for ``user``'s mailbox and ``sink``, its state beside ``path``."""
-    accounts = "".join(
-        f"  - name: {name}\n    domains: [{name}.example]\n    owner: {owner}\n"
-        for name, owner in OWNERS.items()
-    )
-    path.write_text(
-        f"""\
-state_dir: {path.parent / "state"}
-team:
-  name: Acme Support
-  domains: [acme.example]
-  from: "Acme Support <support@acme.example>"
-mailboxes:
-  - name: support
-    host: {user.host}
-    port: {user.port}
-    security: none
-    username: {user.username}
-    password_env: E2E_IMAP_PASSWORD
-    folders: {{inbox: [INBOX], sent: [Sent]}}
-    idle: false
-    poll_interval: 1s
-smtp:
-  host: {sink.host}
-  port: {sink.port}
-  security: none
-policies:
-  standard:
-    acknowledge: {{within: 1h, warn_before: [30m]}}
-    action_plan: {{within: 4h, warn_before: [2h]}}
-accounts:
-{accounts}ingest:
-  auto_ack_max_age: 1d
-notices:
-  digest_window: 0s  # each notice is its own mail, so every key is counted at the sink
-""",
-        encoding="utf-8",
-    )
-    return path
+def write_crash_config(path: Path, user: ImapUser, sink: SmtpSink) -> tuple[Path, dict[str, str]]:
+    """A config for ``user``'s mailbox and ``sink``, its state beside ``path``; its env."""
+    mailboxes = [MailboxSpec("support", user)]
+    overrides = {
+        "accounts": [
+            {"name": name, "domains": [f"{name}.example"], "owner": owner}
+            for name, owner in OWNERS.items()
+        ],
+        "ingest": {"auto_ack_max_age": "1d"},
+    }
+    config = write_config(path, mailboxes=mailboxes, sink=sink, overrides=overrides)
+    return config, password_env(mailboxes)
 
 
 def notice_key(mail: ReceivedMail) -> str:
@@ -126,52 +99,6 @@ def _user(server: DovecotServer, name: str) -> ImapUser:
     user = ImapUser(name, "pw-" + os.urandom(4).hex(), server.host, server.port)
     server.add_user(user.username, user.password)
     return user
-
-
-STARTED: list[subprocess.Popen[bytes]] = []
-
-
-@pytest.fixture(autouse=True)
-def _no_daemon_left() -> Iterator[None]:
-    """Kill any daemon a failed assertion left running."""
-    yield
-    while STARTED:
-        daemon = STARTED.pop()
-        if daemon.poll() is None:
-            daemon.kill()
-            daemon.wait(timeout=10)
-
-
-def _start(config: Path, user: ImapUser, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as stream:
-        daemon = subprocess.Popen(
-            [SLA_DAEMON, "--config", str(config), "run"],
-            stdout=stream,
-            stderr=stream,
-            env={"E2E_IMAP_PASSWORD": user.password, "PATH": "/usr/bin:/bin"},
-        )
-    STARTED.append(daemon)
-    return daemon
-
-
-def kill(daemon: subprocess.Popen[bytes], log: Path) -> None:
-    """SIGKILL ``daemon`` unless it is dead already, and check it died of it."""
-    if daemon.poll() is None:
-        daemon.send_signal(signal.SIGKILL)
-    assert daemon.wait(timeout=10) == -signal.SIGKILL, log.read_text()[-3000:]
-
-
-def _pending(database: Path) -> int | None:
-    """Pending outbox entries, or None before the daemon created its database."""
-    if not database.exists():
-        return None
-    with sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True, timeout=10) as db:
-        try:
-            return int(
-                db.execute("SELECT COUNT(*) FROM outbox WHERE status = 'pending'").fetchone()[0]
-            )
-        except sqlite3.OperationalError:  # the schema is not there yet
-            return None
 
 
 def test_sigkill_anywhere_loses_nothing_and_repeats_only_the_mail_in_flight(
@@ -193,10 +120,10 @@ def test_sigkill_anywhere_loses_nothing_and_repeats_only_the_mail_in_flight(
     # The expectation: one uninterrupted cycle over a fresh copy of the mailbox.
     (tmp_path / "reference").mkdir()
     with SmtpSink() as reference_sink:
-        reference = write_config(
+        reference, reference_env = write_crash_config(
             tmp_path / "reference" / "config.yaml", reference_user, reference_sink
         )
-        result = _cli(reference, reference_user, "run", "--once")
+        result = run_once(reference, reference_env)
         assert result.returncode == 0, result.stderr[-2000:]
         expected_mails = reference_sink.messages
     expected = {notice_key(m) for m in expected_mails}
@@ -206,69 +133,67 @@ def test_sigkill_anywhere_loses_nothing_and_repeats_only_the_mail_in_flight(
     assert kinds["warning"] >= 30 and kinds["digest"] == len(OWNERS)
 
     (tmp_path / "crash").mkdir()
-    config = write_config(tmp_path / "crash" / "config.yaml", imap_user, smtp_sink)
+    config, env = write_crash_config(tmp_path / "crash" / "config.yaml", imap_user, smtp_sink)
     database = tmp_path / "crash" / "state" / "state.sqlite3"
-    log = tmp_path / "crash" / "daemon.log"
+    daemon = DaemonProcess(config, env, tmp_path / "crash" / "daemon.log")
+    try:
+        kills = _kill_repeatedly(daemon, smtp_sink, len(expected))
+        daemon.start()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            received = {notice_key(m) for m in smtp_sink.messages}
+            if received >= expected and pending_notices(database) == 0:
+                break
+            time.sleep(0.2)
+        daemon.wait_for_cycles(1, timeout=30)  # one more cycle: nothing else goes out
+        assert daemon.stop() == 0, daemon.tail()
+    finally:
+        daemon.ensure_dead()
+
+    counted = tally(expected, smtp_sink.messages, notice_key)
+    print(f"{dict(kinds)}, kills {kills}: {counted.describe()}")
+    assert counted.exactly_once, counted.describe()  # a repeat keeps its Message-ID
+    assert counted.duplicated <= kills
+    assert integrity(database) == "ok"
+    with sqlite3.connect(database) as db:
+        statuses = dict(
+            db.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status").fetchall()
+        )
+    assert set(statuses) <= {"sent", "suppressed"}
+
+
+def _kill_repeatedly(daemon: DaemonProcess, sink: SmtpSink, expected: int) -> int:
+    """SIGKILL ``daemon`` 2 x KILLS_IN_FLIGHT times (see the module docstring); the kills."""
     rng = random.Random(SEED)
     # While a random delay runs, each mail takes the sink a while, so that the delays
     # land in start-up, sync, deciding and sending alike without sending everything.
     slow = lambda _: time.sleep(SLOW_SINK)  # noqa: E731 (a one-line hook)
     kills, in_flight_kills = 0, []
     for round_left in range(KILLS_IN_FLIGHT, 0, -1):
-        smtp_sink.on_receive = slow
-        daemon = _start(config, imap_user, log)
+        sink.on_receive = slow
+        daemon.start()
         time.sleep(rng.uniform(0.05, 1.6))
-        kill(daemon, log)
+        daemon.sigkill()
         kills += 1
         # The next in-flight kill lands part of the way through what is left to send.
-        current = len(smtp_sink.messages)
-        step = max(1, (len(expected) - current) // (round_left + 1))
+        current = len(sink.messages)
+        step = max(1, (expected - current) // (round_left + 1))
         target = current + rng.randint(1, step)
-        daemon = _start(config, imap_user, log)
+        daemon.start()
+        assert daemon.process is not None
 
-        def kill_at_target(_: ReceivedMail, pid: int = daemon.pid, target: int = target) -> None:
-            if len(smtp_sink.messages) == target:
+        def kill_at_target(
+            _: ReceivedMail, pid: int = daemon.process.pid, target: int = target
+        ) -> None:
+            if len(sink.messages) == target:
                 in_flight_kills.append(target)
                 os.kill(pid, signal.SIGKILL)
 
-        smtp_sink.on_receive = kill_at_target
+        sink.on_receive = kill_at_target
         with contextlib.suppress(subprocess.TimeoutExpired):
-            daemon.wait(timeout=20)  # the sink kills it; when it does not, see below
-        kill(daemon, log)
+            daemon.process.wait(timeout=20)  # the sink kills it; when it does not, see below
+        daemon.sigkill()
         kills += 1
-    smtp_sink.on_receive = None
+    sink.on_receive = None
     assert len(in_flight_kills) == KILLS_IN_FLIGHT, in_flight_kills
-
-    cycles_before = log.read_text().count('"cycle.done"')
-    daemon = _start(config, imap_user, log)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        received = {notice_key(m) for m in smtp_sink.messages}
-        cycles = log.read_text().count('"cycle.done"')
-        if cycles > cycles_before and received >= expected and _pending(database) == 0:
-            break
-        time.sleep(0.2)
-    received = {notice_key(m) for m in smtp_sink.messages}
-    daemon.send_signal(signal.SIGTERM)
-    assert daemon.wait(timeout=20) == 0, log.read_text()[-3000:]
-
-    mails_received = smtp_sink.messages
-    message_ids: dict[str, set[str]] = defaultdict(set)
-    for mail in mails_received:
-        message_ids[notice_key(mail)].add(str(mail.message["Message-ID"]))
-    copies = Counter(str(m.message["Message-ID"]) for m in mails_received)
-    extra = sum(count - 1 for count in copies.values())
-    print(
-        f"expected {len(expected)} ({dict(kinds)}), kills {kills}, received "
-        f"{len(mails_received)}, repeated in flight {extra}"
-    )
-    assert set(message_ids) == expected  # nothing lost, nothing that was not due
-    assert all(len(ids) == 1 for ids in message_ids.values())  # a repeat keeps its ID
-    assert len(copies) == len(expected)
-    assert extra <= kills
-    with sqlite3.connect(database) as db:
-        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        statuses = dict(
-            db.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status").fetchall()
-        )
-    assert set(statuses) <= {"sent", "suppressed"}
+    return kills

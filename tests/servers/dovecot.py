@@ -94,8 +94,8 @@ class DovecotServer:
 
     Use as a context manager, or call ``start()`` and ``stop()``. Every user gets an
     INBOX and a sent folder (SPECIAL-USE ``\Sent``), named ``Sent`` unless told otherwise.
-    ``halt()`` and ``resume()`` (or ``restart()``) take the server down and bring it back
-    on the same port with the same users and mail.
+    ``halt()`` (or ``crash()``, with SIGKILL) and ``resume()`` (or ``restart()``) take the
+    server down and bring it back on the same port with the same users and mail.
     """
 
     host = "127.0.0.1"
@@ -219,6 +219,30 @@ class DovecotServer:
         while any(_is_running(pid) for pid in children) and time.monotonic() < deadline:
             time.sleep(0.02)
 
+    def crash(self) -> None:
+        """SIGKILL the server and every process it started, the way a crash ends them.
+
+        Nothing is shut down in order: sessions die mid-command, clients see a reset.
+        ``resume()`` brings the server back on the same port with the same users and mail.
+        """
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        doomed = [process.pid]
+        for pid in doomed:  # grows as each process's children are found
+            doomed.extend(_child_pids(pid))
+        # The whole process group at once: a child forked while the list was read
+        # would otherwise live on and keep the listening port.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        for pid in doomed:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        process.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while any(_is_running(pid) for pid in doomed) and time.monotonic() < deadline:
+            time.sleep(0.02)
+
     def resume(self) -> None:
         """Start the server (again) on the same port, config and mail; wait for its greeting."""
         if self._process is not None:
@@ -231,6 +255,7 @@ class DovecotServer:
                 stdout=console,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, "TZ": self.timezone},
+                start_new_session=True,  # its own process group, for ``crash()``
             )
         try:
             self._wait_for_greeting()
