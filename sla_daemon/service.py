@@ -180,7 +180,7 @@ class SlaService:
         parsed: list[tuple[FetchedMessage, MessageFacts]] = []
         counts_before = (report.stored, report.duplicates, report.quarantined)
         roles: dict[str, int] = {}
-        with self.store.transaction():
+        with self.store.transaction(refetchable=True):
             for fetched in batch.messages:
                 report.fetched += 1
                 facts = self._parse(batch, fetched, now, report)

@@ -8,6 +8,7 @@ wild is broken in every conceivable way, and one bad message must never stop a s
 from __future__ import annotations
 
 import email
+import email.parser
 import email.policy
 import hashlib
 import re
@@ -260,7 +261,7 @@ def _parse_tree(data: bytes) -> ParsedTree:
     # One stdlib parse, exactly the one mail-parser's ``from_bytes`` makes, handed to it
     # ready-made: should mail-parser fail on the tree, the fallback reuses it.
     try:
-        message = email.message_from_bytes(data, policy=email.policy.compat32)
+        message = message_tree(data)
     except RecursionError as exc:  # mail-parser's own name for it, as from_bytes gives
         raise MalformedMessage(
             "mail-parser failed: MailParserRecursionError: Message nesting too deep to "
@@ -269,6 +270,26 @@ def _parse_tree(data: bytes) -> ParsedTree:
     except Exception as exc:
         raise MalformedMessage(f"mail-parser failed: {_describe(exc)}") from exc
     return read_tree(message)
+
+
+def message_tree(data: bytes) -> Message:
+    """The tree ``email.message_from_bytes`` builds of ``data`` (compat32), built faster.
+
+    The stdlib's feed parser reads a body line by line, though for a message that is
+    neither multipart nor ``message/*`` it only joins the lines again into the payload:
+    such a message gets its header block parsed and the rest of the bytes as its payload,
+    exactly as the full parse would give it. Any other message, and one whose header block
+    ends before its first blank line (a line that is not a header field), is parsed whole.
+    """
+    blank = _BLANK_LINE.search(data)
+    header_end = blank.end() if blank else len(data)
+    message = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(
+        data[:header_end]
+    )
+    if message.get_payload() or message.get_content_maintype() in ("multipart", "message"):
+        return email.message_from_bytes(data, policy=email.policy.compat32)
+    message.set_payload(data[header_end:].decode("ascii", "surrogateescape"))
+    return message
 
 
 # -- fields ------------------------------------------------------------------------------

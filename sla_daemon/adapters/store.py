@@ -121,26 +121,40 @@ class Store(MessageRecords, OutboxRecords, DeliveryRecords, AutoAckLimitRecords,
         return int(self._db.execute("PRAGMA user_version").fetchone()[0])
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """One unit of work: committed as a whole, or rolled back on any exception."""
+    def transaction(self, *, refetchable: bool = False) -> Iterator[None]:
+        """One unit of work: committed as a whole, or rolled back on any exception.
+
+        A ``refetchable`` unit (a fetched batch with its folder's cursor) is committed
+        without waiting for the disk (``synchronous = NORMAL``): after a power loss it may
+        be gone, but whole, cursor included, so the batch is fetched again. The WAL is
+        written in order, so the next ordinary commit (an outbox record) makes it durable
+        too: nothing decided from a batch can outlive the batch.
+        """
         if self._db.in_transaction:
             yield
             return
-        self._db.execute("BEGIN IMMEDIATE")
+        if refetchable:
+            self._db.execute("PRAGMA synchronous = NORMAL")
         try:
-            yield
-            self._db.execute("COMMIT")
-        except BaseException as exc:
-            # SQLite rolls back by itself when the disk is full; a second ROLLBACK would
-            # replace the real error with "cannot rollback - no transaction is active".
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.OperationalError) and _is_disk_full(exc):
-                raise StateWriteError(
-                    f"cannot write the state database {self.path}: {exc}; nothing of this "
-                    "unit of work was kept, it is done again once there is room"
-                ) from exc
-            raise
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                self._db.execute("COMMIT")
+            except BaseException as exc:
+                # SQLite rolls back by itself when the disk is full; a second ROLLBACK
+                # would replace the real error with "cannot rollback - no transaction is
+                # active".
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.OperationalError) and _is_disk_full(exc):
+                    raise StateWriteError(
+                        f"cannot write the state database {self.path}: {exc}; nothing of "
+                        "this unit of work was kept, it is done again once there is room"
+                    ) from exc
+                raise
+        finally:
+            if refetchable:
+                self._db.execute("PRAGMA synchronous = FULL")
 
     # -- cursors -------------------------------------------------------------------------
 

@@ -96,6 +96,11 @@ def without_known_people(facts: MessageFacts, rules: Rules) -> MessageFacts:
     account. Addresses of people the rules do not know stay relations, as in every other
     threader (notmuch, JWZ): nobody's SLA hangs on them.
     """
+    relations = {ref.lower() for ref in facts.references}
+    if facts.in_reply_to is not None:
+        relations.add(facts.in_reply_to.lower())
+    # Only a participant named among the relations matters: the rules are asked about
+    # those alone (nearly always none), not about every participant of every message.
     people = {
         address.email.lower()
         for address in (
@@ -103,8 +108,11 @@ def without_known_people(facts: MessageFacts, rules: Rules) -> MessageFacts:
             *facts.reply_to,
             *((facts.sender,) if facts.sender else ()),
         )
-        if is_team_address(address.email, rules)
-        or account_for_address(address.email, rules) is not None
+        if address.email.lower() in relations
+        and (
+            is_team_address(address.email, rules)
+            or account_for_address(address.email, rules) is not None
+        )
     }
     if not people:
         return facts

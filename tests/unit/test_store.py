@@ -41,6 +41,32 @@ def test_failed_unit_of_work_leaves_nothing(tmp_path: Path) -> None:
     assert store.cursors("support") == {}
 
 
+def _synchronous(store: Store) -> int:
+    # A connection's own setting: no other connection can read it.
+    return int(store._db.execute("PRAGMA synchronous").fetchone()[0])
+
+
+def test_refetchable_unit_skips_the_disk_wait_only_for_itself(tmp_path: Path) -> None:
+    """A fetched batch commits with synchronous NORMAL (1); every other unit stays FULL (2).
+
+    It is still all or nothing: a failing batch leaves neither messages nor cursor.
+    """
+    store = Store(tmp_path / "s.sqlite3")
+    assert _synchronous(store) == 2
+    with store.transaction(refetchable=True):
+        assert _synchronous(store) == 1
+        store.add_message(client_mail("m1", 1), "c-1", NOW)
+        store.set_cursor("support", "INBOX", FolderCursor(1, 5), NOW)
+    assert _synchronous(store) == 2
+    with pytest.raises(RuntimeError), store.transaction(refetchable=True):
+        store.add_message(client_mail("m2", 2), "c-2", NOW)
+        store.set_cursor("support", "INBOX", FolderCursor(1, 9), NOW)
+        raise RuntimeError("crash in the middle")
+    assert _synchronous(store) == 2
+    assert store.message_count() == 1
+    assert store.cursors("support")["INBOX"].last_uid == 5
+
+
 def test_messages_round_trip(tmp_path: Path) -> None:
     """Stored facts come back equal, grouped by conversation, with when they were stored."""
     store = Store(tmp_path / "s.sqlite3")
