@@ -57,14 +57,20 @@ def _drop_in() -> str:
     Only when the test's checkout or its Python interpreter (a venv links to the
     interpreter it was made with) lies under a home directory: ``ProtectHome=yes``
     would hide it, so ``ProtectHome=tmpfs`` (an empty home) with just those directories
-    bound read-only into it. Every other line of the unit applies as shipped.
+    bound read-only into it; and when one lies under /tmp or /var/tmp (a fresh clone
+    often does), which ``PrivateTmp=yes`` replaces: it is bound read-only into the
+    private one. Every other line of the unit applies as shipped.
     """
     homes = ("/home", "/root", "/run/user")
-    needed = [CHECKOUT, Path(sys.base_prefix).resolve()]
-    hidden = [path for path in needed if any(path.is_relative_to(home) for home in homes)]
+    temporary = ("/tmp", "/var/tmp")
+    needed = [CHECKOUT.resolve(), Path(sys.base_prefix).resolve()]
+    in_home = [path for path in needed if any(path.is_relative_to(home) for home in homes)]
+    in_tmp = [path for path in needed if any(path.is_relative_to(t) for t in temporary)]
     lines = ["[Service]"]
-    if hidden:
-        lines += ["ProtectHome=tmpfs", "BindReadOnlyPaths=" + " ".join(map(str, hidden))]
+    if in_home:
+        lines.append("ProtectHome=tmpfs")
+    if in_home or in_tmp:
+        lines.append("BindReadOnlyPaths=" + " ".join(map(str, in_home + in_tmp)))
     return "\n".join(lines) + "\n"
 
 
