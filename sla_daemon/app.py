@@ -95,6 +95,7 @@ def build_source(
         max_body_bytes=ingest.max_body_bytes,
         idle=mailbox.idle,
         idle_renew=mailbox.idle_renew.total_seconds(),
+        watch_retry_wait=(1.0, mailbox.reconnect_max.total_seconds()),
         ssl_context=client_context(mailbox.ca_file, key=f"mailboxes[{mailbox.name}].ca_file"),
         on_reconnect=metrics.reconnect_counter(mailbox.name) if metrics is not None else None,
         tokens=build_tokens(f"mailbox {mailbox.name}", mailbox.oauth2),

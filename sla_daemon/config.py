@@ -59,10 +59,21 @@ class MailboxConfig(SecretSource):
     folders: FoldersConfig = FoldersConfig()
     idle: bool = True  # use IMAP IDLE where the server offers it
     idle_renew: Duration = timedelta(minutes=25)  # re-issue IDLE this often (at most 29m)
+    reconnect_max: Duration = timedelta(seconds=60)  # longest wait between IDLE reconnects
     poll_interval: Duration = timedelta(seconds=60)  # how often to look for new mail
     timeout: Duration = timedelta(seconds=30)  # socket timeout for IMAP commands
     path: Path | None = None  # a Maildir folder or a directory of mbox files instead of IMAP
     format: Literal["maildir", "mbox"] = "maildir"  # layout of `path`
+
+    @field_validator("reconnect_max")
+    @classmethod
+    def _reconnect_max_in_range(cls, value: timedelta) -> timedelta:
+        # Reconnects start one second apart and double up to this ceiling.
+        if not timedelta(seconds=1) <= value <= timedelta(hours=1):
+            raise PydanticCustomError(
+                "duration", "expected a duration from 1s to 1h, got {got}", {"got": value}
+            )
+        return value
 
     @field_validator("idle_renew")
     @classmethod

@@ -10,7 +10,7 @@ by key (a dict merges into a dict, anything else replaces). ``write_config`` wri
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,8 @@ class MailboxSpec:
     user: ImapUser
     idle: bool = False
     poll_interval: str = "1s"
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    """Further keys of this mailbox's section, e.g. ``{"reconnect_max": "4s"}``."""
 
     @property
     def password_env(self) -> str:
@@ -72,6 +74,7 @@ def daemon_config(
                 "folders": {"inbox": ["INBOX"], "sent": ["Sent"]},
                 "idle": spec.idle,
                 "poll_interval": spec.poll_interval,
+                **spec.settings,
             }
             for spec in mailboxes
         ],

@@ -150,7 +150,7 @@ class ImapSource:
         self.idle = idle
         self.idle_renew = idle_renew
         self._idle_check_interval = idle_check_interval
-        self._watch_retry_wait = watch_retry_wait
+        self.watch_retry_wait = watch_retry_wait
         self._client: IMAPClient | None = None
         self.watch_threads: list[threading.Thread] = []
         self.use_condstore = use_condstore
@@ -213,7 +213,7 @@ class ImapSource:
             stop=stop,
             renew=self.idle_renew,
             check_every=self._idle_check_interval,
-            retry_wait=self._watch_retry_wait,
+            retry_wait=self.watch_retry_wait,
             reconnected=self._on_reconnect,
         )
         starter = WatchStarter(

@@ -186,10 +186,23 @@ def sent_folders_in(listing: Iterable[tuple[Sequence[object], object, object]]) 
 def login_refusal_is_temporary(server_text: str) -> bool:
     """Whether a refused LOGIN is the server's own trouble rather than bad credentials.
 
-    RFC 5530's ``[UNAVAILABLE]`` means the authentication backend is down: retrying
-    later helps, and the operator must not be told the password is wrong.
+    RFC 5530 response codes: ``[UNAVAILABLE]`` (the authentication backend is down),
+    ``[INUSE]`` (a resource is busy), ``[LIMIT]`` (too many connections for the user, as
+    Dovecot says after ``mail_max_userip_connections``) and ``[SERVERBUG]``. Gmail says
+    "Too many simultaneous connections" without a code. Retrying later helps all of
+    these, and the operator must not be told the password is wrong.
     """
-    return "[UNAVAILABLE]" in server_text.upper()
+    upper = server_text.upper()
+    return any(code in upper for code in _TEMPORARY_LOGIN_REFUSALS)
+
+
+_TEMPORARY_LOGIN_REFUSALS = (
+    "[UNAVAILABLE]",
+    "[INUSE]",
+    "[LIMIT]",
+    "[SERVERBUG]",
+    "TOO MANY SIMULTANEOUS CONNECTIONS",
+)
 
 
 def server_reply(exc: BaseException) -> str:

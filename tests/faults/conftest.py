@@ -37,6 +37,8 @@ def fault_rig(
     yield build
     for rig in rigs:
         rig.daemon.ensure_dead()
+        # Kept beside the daemon's log: when a scenario fails, the server's side of it.
+        (tmp_path / f"dovecot-{rig.name}.log").write_text(rig.dovecot.log_text())
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

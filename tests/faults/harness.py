@@ -118,18 +118,22 @@ def build_rig(
     *,
     state_dir: Path | None = None,
     overrides: Mapping[str, Any] | None = None,
+    mailbox_settings: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
 ) -> FaultRig:
     """A user per mailbox on ``dovecot``, the config in ``directory``; nothing started.
 
     ``support`` is watched with IDLE as well as polled, the other two only polled.
+    ``mailbox_settings`` go into every mailbox's section.
     """
     specs = []
     for mailbox in MAILBOXES:
         user = ImapUser(f"{name}-{mailbox}", "pw-" + os.urandom(6).hex(), dovecot.host, 0)
         dovecot.add_user(user.username, user.password)
         user = ImapUser(user.username, user.password, dovecot.host, dovecot.port)
-        specs.append(MailboxSpec(mailbox, user, idle=mailbox == "support"))
+        specs.append(
+            MailboxSpec(mailbox, user, idle=mailbox == "support", settings=mailbox_settings or {})
+        )
     state = state_dir or directory / "state"
     config = write_config(
         directory / "config.yaml",

@@ -23,8 +23,9 @@ pytestmark = [pytest.mark.faults, pytest.mark.integration]
 SEED = 7001
 CRASHES = 10
 # The polling connection gives up after 3 attempts (1 s, then 2 s apart) and the IDLE
-# watcher's wait doubles up to 60 s; 25 s down spans several cycles' give-ups and leaves
-# the watcher waiting well after the server is back, so only the poll brings mail in.
+# watcher's wait doubles up to ``reconnect_max``, here 4 s: 25 s down spans several
+# cycles' give-ups and keeps the watcher retrying at its ceiling for over 15 s.
+RECONNECT_MAX_SECONDS = 4
 OUTAGE_SECONDS = 25.0
 
 
@@ -70,7 +71,7 @@ def test_dovecot_down_past_the_retry_ceiling_then_back(
     server is back it reads everything delivered before and after; notices exactly
     once, every message stored, the database sound.
     """
-    rig = fault_rig("dovecot-down")
+    rig = fault_rig("dovecot-down", mailbox_settings={"reconnect_max": f"{RECONNECT_MAX_SECONDS}s"})
     rig.daemon.start()
     down_before = rig.daemon.log_text().count('"source.unavailable"')
 
@@ -84,6 +85,9 @@ def test_dovecot_down_past_the_retry_ceiling_then_back(
     rig.run_waves(outage)
     expected = expected_notices(rig.name)
     rig.settle(expected)
-    # The outage was seen: cycles reported the mailboxes unavailable and went on.
-    assert rig.daemon.log_text().count('"source.unavailable"') > down_before
+    # The outage was seen: cycles reported the mailboxes unavailable and went on, and
+    # the IDLE watcher's waits reached their ceiling: the outage outlasted every retry.
+    log = rig.daemon.log_text()
+    assert log.count('"source.unavailable"') > down_before
+    assert f'"retry_in_s": {float(RECONNECT_MAX_SECONDS)}' in log, rig.daemon.tail()
     rig.verify(fault_table, expected)

@@ -109,6 +109,7 @@ class DovecotServer:
         tls: bool = False,
         sent_folder: str | None = "Sent",
         oauth2_introspection_url: str | None = None,
+        max_connections_per_user: int = 10,
     ) -> None:
         found = binary or find_dovecot()
         if found is None:
@@ -124,6 +125,9 @@ class DovecotServer:
         self.sent_folder = sent_folder
         # With a URL, XOAUTH2 and OAUTHBEARER logins are checked there (tests/servers/oauth.py).
         self.oauth2_introspection_url = oauth2_introspection_url
+        # Dovecot's own default (10); a test lowers it to see a server refuse a login
+        # with [LIMIT], as Gmail and Dovecot do when a user has too many connections.
+        self.max_connections_per_user = max_connections_per_user
         self.port = 0
         self.tls_port = 0
         self.root: Path | None = None
@@ -313,6 +317,7 @@ default_login_user = {user}
 auth_mechanisms = plain login{" xoauth2 oauthbearer" if self.oauth2_introspection_url else ""}
 # Wrong-password tests would otherwise wait two seconds per refusal.
 auth_failure_delay = 0
+mail_max_userip_connections = {self.max_connections_per_user}
 mail_location = maildir:{root / "mail"}/%u
 
 passdb {{

@@ -188,10 +188,23 @@ def test_is_loopback_host_accepts_only_this_machine() -> None:
     assert not is_loopback_host("localhost.example.com")
 
 
-def test_login_refusal_is_temporary_only_for_unavailable() -> None:
-    """[UNAVAILABLE] is the server's trouble; [AUTHENTICATIONFAILED] is bad credentials."""
-    assert login_refusal_is_temporary("b'[UNAVAILABLE] Temporary authentication failure.'")
+def test_login_refusal_is_temporary_for_server_trouble_only() -> None:
+    """Refusals for the server's trouble are temporary; bad credentials are not.
+
+    RFC 5530 codes and Gmail's connection limit are temporary; [AUTHENTICATIONFAILED]
+    and an uncoded refusal are bad credentials.
+    """
+    for text in (
+        "b'[UNAVAILABLE] Temporary authentication failure.'",
+        "b'[LIMIT] Maximum number of connections from user+IP exceeded "
+        "(mail_max_userip_connections=10)'",
+        "b'[INUSE] Mailbox is locked'",
+        "b'[SERVERBUG] Internal error occurred'",
+        "b'[ALERT] Too many simultaneous connections. (Failure)'",
+    ):
+        assert login_refusal_is_temporary(text), text
     assert not login_refusal_is_temporary("b'[AUTHENTICATIONFAILED] Authentication failed.'")
+    assert not login_refusal_is_temporary("b'Invalid credentials (Failure)'")
 
 
 def test_server_reply_unwraps_the_bytes_repr_imaplib_leaves() -> None:

@@ -50,6 +50,23 @@ def test_idle_renew_defaults_to_25_minutes_and_stays_below_the_29_minute_limit()
     assert "at most 29m" in problem
 
 
+def test_reconnect_max_bounds_the_idle_reconnect_backoff() -> None:
+    """reconnect_max (default 60s, 1s to 1h) is the ceiling of the watchers' waits.
+
+    A value out of range is refused with the key's line.
+    """
+    assert mailbox().reconnect_max == timedelta(seconds=60)
+    config = parse_config(BASE.format(extra="    reconnect_max: 5s\n"), "c.yaml")
+    source = build_source(config.mailboxes[0], config.ingest)
+    assert isinstance(source, ImapSource)
+    assert source.watch_retry_wait == (1.0, 5.0)
+    with pytest.raises(ConfigError) as refused:
+        mailbox("    reconnect_max: 0s\n")
+    [problem] = refused.value.problems
+    assert problem.startswith("config.yaml:9: mailboxes[0].reconnect_max: ")
+    assert "from 1s to 1h" in problem
+
+
 def test_build_source_passes_body_limit_idle_and_discovery_to_imap() -> None:
     """build_source hands the IMAP source max_body_bytes, idle, idle_renew and sent=None."""
     config = parse_config(BASE.format(extra="    idle: false\n    idle_renew: 5m\n"), "c.yaml")
