@@ -10,6 +10,7 @@ system's own Dovecot service.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import grp
 import os
 import pwd
@@ -66,6 +67,52 @@ def _child_pids(parent: int) -> list[int]:
             if int(fields[1]) == parent:
                 children.append(int(stat.parent.name))
     return children
+
+
+def _become_subreaper() -> None:
+    """Make this process the parent of Dovecot's processes once their master dies.
+
+    A killed mail process that nobody reaps stays a zombie, and ``kill(pid, 0)`` still
+    finds it: Dovecot then takes the lock files it left (``dovecot-uidlist.lock``) as
+    held by a live process and makes every later session wait up to two minutes for
+    them to go stale. An init that reaps slowly would leave exactly that behind a crash;
+    a real crash under systemd does not, as systemd reaps at once.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
+
+
+_PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
+
+
+def _reap_group(group: int, *, timeout: float) -> None:
+    """Reap every process of process group ``group`` that died as our child.
+
+    After ``_become_subreaper`` the killed master's processes are reparented to us,
+    also those forked after the process list was read; each leaves the group once reaped.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        members = _group_members(group)
+        for pid, state in members:
+            if state == "Z":
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, os.WNOHANG)
+        if not members:
+            return
+        time.sleep(0.01)
+
+
+def _group_members(group: int) -> list[tuple[int, str]]:
+    """(pid, state) of each process, zombies included, whose process group is ``group``."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == group:
+                members.append((int(stat.parent.name), fields[0]))
+    return members
 
 
 def _is_running(pid: int) -> bool:
@@ -232,6 +279,7 @@ class DovecotServer:
         process, self._process = self._process, None
         if process is None or process.poll() is not None:
             return
+        _become_subreaper()
         doomed = [process.pid]
         for pid in doomed:  # grows as each process's children are found
             doomed.extend(_child_pids(pid))
@@ -243,6 +291,7 @@ class DovecotServer:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         process.wait(timeout=10)
+        _reap_group(process.pid, timeout=10)
         deadline = time.monotonic() + 10
         while any(_is_running(pid) for pid in doomed) and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -318,6 +367,11 @@ auth_mechanisms = plain login{" xoauth2 oauthbearer" if self.oauth2_introspectio
 # Wrong-password tests would otherwise wait two seconds per refusal.
 auth_failure_delay = 0
 mail_max_userip_connections = {self.max_connections_per_user}
+# A lock file made with O_EXCL by a session killed before it wrote its PID into it is
+# empty: Dovecot cannot tell its owner is dead and makes every session of that mailbox
+# wait two minutes for it to go stale. Made by link() instead, a lock always names its
+# owner, so after ``crash()`` the next session takes it over within seconds.
+dotlock_use_excl = no
 mail_location = maildir:{root / "mail"}/%u
 
 passdb {{
