@@ -10,13 +10,11 @@ system's own Dovecot service.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import grp
 import os
 import pwd
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -28,6 +26,7 @@ from types import TracebackType
 
 from imapclient import IMAPClient
 
+from tests.servers import process_tree
 from tests.servers.oauth import dovecot_oauth2_passdb
 
 DOVECOT_CANDIDATES = ("dovecot", "/usr/sbin/dovecot")
@@ -55,72 +54,6 @@ def free_port(host: str = "127.0.0.1") -> int:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-def _child_pids(parent: int) -> list[int]:
-    """The processes whose parent is ``parent`` (read from /proc)."""
-    children = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            # The command name in parentheses may hold spaces: split after it.
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[1]) == parent:
-                children.append(int(stat.parent.name))
-    return children
-
-
-def _become_subreaper() -> None:
-    """Make this process the parent of Dovecot's processes once their master dies.
-
-    A killed mail process that nobody reaps stays a zombie, and ``kill(pid, 0)`` still
-    finds it: Dovecot then takes the lock files it left (``dovecot-uidlist.lock``) as
-    held by a live process and makes every later session wait up to two minutes for
-    them to go stale. An init that reaps slowly would leave exactly that behind a crash;
-    a real crash under systemd does not, as systemd reaps at once.
-    """
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
-
-
-_PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
-
-
-def _reap_group(group: int, *, timeout: float) -> None:
-    """Reap every process of process group ``group`` that died as our child.
-
-    After ``_become_subreaper`` the killed master's processes are reparented to us,
-    also those forked after the process list was read; each leaves the group once reaped.
-    """
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        members = _group_members(group)
-        for pid, state in members:
-            if state == "Z":
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(pid, os.WNOHANG)
-        if not members:
-            return
-        time.sleep(0.01)
-
-
-def _group_members(group: int) -> list[tuple[int, str]]:
-    """(pid, state) of each process, zombies included, whose process group is ``group``."""
-    members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[2]) == group:
-                members.append((int(stat.parent.name), fields[0]))
-    return members
-
-
-def _is_running(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def _service_identity() -> tuple[str, str]:
@@ -250,25 +183,12 @@ class DovecotServer:
         """Stop the server and end every client session; users and mail stay.
 
         The master process leaves running ``imap`` session processes behind when it is
-        terminated in the foreground, so they are ended here one by one, the way a
-        real restart (``shutdown_clients = yes``) ends them.
+        terminated in the foreground, so they are ended too, the way a real restart
+        (``shutdown_clients = yes``) ends them.
         """
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        children = _child_pids(process.pid)
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        for pid in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        while any(_is_running(pid) for pid in children) and time.monotonic() < deadline:
-            time.sleep(0.02)
+        if process is not None and process.poll() is None:
+            process_tree.terminate(process)
 
     def crash(self) -> None:
         """SIGKILL the server and every process it started, the way a crash ends them.
@@ -277,24 +197,8 @@ class DovecotServer:
         ``resume()`` brings the server back on the same port with the same users and mail.
         """
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        _become_subreaper()
-        doomed = [process.pid]
-        for pid in doomed:  # grows as each process's children are found
-            doomed.extend(_child_pids(pid))
-        # The whole process group at once: a child forked while the list was read
-        # would otherwise live on and keep the listening port.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        for pid in doomed:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        process.wait(timeout=10)
-        _reap_group(process.pid, timeout=10)
-        deadline = time.monotonic() + 10
-        while any(_is_running(pid) for pid in doomed) and time.monotonic() < deadline:
-            time.sleep(0.02)
+        if process is not None and process.poll() is None:
+            process_tree.crash(process)
 
     def resume(self) -> None:
         """Start the server (again) on the same port, config and mail; wait for its greeting."""
