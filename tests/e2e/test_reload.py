@@ -4,30 +4,30 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import subprocess
+from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
+from tests.configs import MailboxSpec, password_env, write_config
 from tests.conftest import ImapUser
-from tests.e2e.test_first_run import SLA_DAEMON, _config, _mail
+from tests.e2e.test_first_run import _config
+from tests.mailbuild import build_mail
+from tests.notified_daemon import notified_daemon
 from tests.servers.dovecot import DovecotServer
 from tests.servers.smtp_sink import SmtpSink
+from tests.tcp_connections import client_connections, server_connections, wait_until
 
 
-def _until(sock: socket.socket, prefix: str) -> str:
-    """The next notify datagram starting with ``prefix`` (others are skipped)."""
-    while True:
-        message = sock.recv(4096).decode()
-        if message.startswith(prefix):
-            return message
-
-
-def _deliver(server: DovecotServer, user: str, message_id: str, to: str) -> None:
+def _deliver(
+    server: DovecotServer, user: str, message_id: str, to: str = "support@acme.example"
+) -> None:
     """A client's new request, arriving now in ``user``'s INBOX."""
     now = datetime.now(UTC).replace(microsecond=0)
-    raw = _mail(message_id, "Dana <dana@globex.example>", to, f"Help {message_id}", "Hi", now)
-    server.append(user, "INBOX", raw, now)
+    mail = build_mail(
+        message_id, sender="Dana <dana@globex.example>", subject=f"Help {message_id}", at=now, to=to
+    )
+    server.append(user, "INBOX", mail.as_bytes(), now)
 
 
 def test_sighup_applies_a_valid_config_and_keeps_running_on_an_invalid_one(
@@ -55,48 +55,30 @@ def test_sighup_applies_a_valid_config_and_keeps_running_on_an_invalid_one(
 smtp:
 """,
     )
-    notify = str(tmp_path / "notify")
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-        sock.bind(notify)
-        sock.settimeout(30)
-        daemon = subprocess.Popen(
-            [SLA_DAEMON, "--config", str(config), "run"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={
-                "E2E_IMAP_PASSWORD": imap_user.password,
-                "PATH": "/usr/bin:/bin",
-                "NOTIFY_SOCKET": notify,
-            },
-        )
-        try:
-            _until(sock, "READY=1")
-            _deliver(
-                dovecot_server, imap_user.username, "one@globex.example", "support@acme.example"
-            )
-            smtp_sink.wait_for(1, timeout=30)
+    env = {"E2E_IMAP_PASSWORD": imap_user.password}
+    with notified_daemon(config, env, tmp_path) as daemon:
+        daemon.until("READY=1")
+        _deliver(dovecot_server, imap_user.username, "one@globex.example", "support@acme.example")
+        smtp_sink.wait_for(1, timeout=30)
 
-            config.write_text(with_second)
-            daemon.send_signal(signal.SIGHUP)
-            _until(sock, "RELOADING=1")
-            assert "configuration reloaded; 2 mailbox(es)" in _until(sock, "READY=1")
-            _deliver(dovecot_server, second.username, "two@globex.example", "alice@acme.example")
-            smtp_sink.wait_for(2, timeout=30)
+        config.write_text(with_second)
+        daemon.process.send_signal(signal.SIGHUP)
+        daemon.until("RELOADING=1")
+        assert "configuration reloaded; 2 mailbox(es)" in daemon.until("READY=1")
+        _deliver(dovecot_server, second.username, "two@globex.example", "alice@acme.example")
+        smtp_sink.wait_for(2, timeout=30)
 
-            config.write_text(with_second.replace("within: 1h", "within: soon"))
-            daemon.send_signal(signal.SIGHUP)
-            assert "reload refused" in _until(sock, "READY=1")
-            _deliver(dovecot_server, second.username, "three@globex.example", "alice@acme.example")
-            received = smtp_sink.wait_for(3, timeout=30)
+        config.write_text(with_second.replace("within: 1h", "within: soon"))
+        daemon.process.send_signal(signal.SIGHUP)
+        assert "reload refused" in daemon.until("READY=1")
+        _deliver(dovecot_server, second.username, "three@globex.example", "alice@acme.example")
+        received = smtp_sink.wait_for(3, timeout=30)
 
-            daemon.send_signal(signal.SIGTERM)
-            _until(sock, "STOPPING=1")
-            _, stderr = daemon.communicate(timeout=30)
-        finally:
-            if daemon.poll() is None:
-                daemon.kill()
-    assert daemon.returncode == 0, stderr
+        daemon.process.send_signal(signal.SIGTERM)
+        daemon.until("STOPPING=1")
+        status = daemon.wait()
+    log = daemon.log_text()
+    assert status == 0, log
     subjects = sorted(str(mail.message["Subject"]) for mail in received)
     assert subjects == [
         "Re: Help one@globex.example",
@@ -104,5 +86,73 @@ smtp:
         "Re: Help two@globex.example",
     ]
     assert len(smtp_sink.messages) == 3  # nothing decided before a reload went out again
-    assert "reload.applied" in stderr and "reload.refused" in stderr
-    assert f"{config}:" in stderr and "policies.standard.acknowledge.within" in stderr
+    assert "reload.applied" in log and "reload.refused" in log
+    assert f"{config}:" in log and "policies.standard.acknowledge.within" in log
+
+
+def test_sighup_that_removes_a_mailbox_disconnects_it_and_keeps_the_others(
+    dovecot_server: DovecotServer,
+    imap_user: ImapUser,
+    private_dovecot: Callable[..., DovecotServer],
+    smtp_sink: SmtpSink,
+    tmp_path: Path,
+) -> None:
+    """A reload without a mailbox ends all of its IMAP connections; the other one goes on.
+
+    The removed mailbox lives on a Dovecot of its own, so that its connections are told
+    apart by port. Before the reload the daemon holds three connections to each server
+    (polling, and IDLE on INBOX and on Sent); after it, the kernel's socket tables show
+    none left to the removed mailbox's server, on the daemon's side and on Dovecot's. A
+    request that then arrives in the removed mailbox is never read (Dovecot logs no login
+    but the test's own APPEND), while one in the remaining mailbox is acknowledged.
+    """
+    removed_server = private_dovecot()
+    removed_user = ImapUser("removed", "removed-pw", removed_server.host, removed_server.port)
+    removed_server.add_user(removed_user.username, removed_user.password)
+    kept = MailboxSpec("support", imap_user, idle=True)
+    removed = MailboxSpec("alice", removed_user, idle=True)
+    accounts = {
+        "accounts": [
+            {"name": "Globex", "domains": ["globex.example"], "owner": "owner@acme.example"}
+        ]
+    }
+    config = write_config(
+        tmp_path / "config.yaml", mailboxes=[kept, removed], sink=smtp_sink, overrides=accounts
+    )
+
+    def logins() -> int:
+        return removed_server.log_text().count(f"Login: user=<{removed_user.username}>")
+
+    with notified_daemon(config, password_env([kept, removed]), tmp_path) as daemon:
+        daemon.until("READY=1")
+        to_kept = partial(client_connections, daemon.pid, dovecot_server.port)
+        to_removed = partial(client_connections, daemon.pid, removed_server.port)
+        wait_until(to_kept, 3, "daemon connections to the kept mailbox")
+        wait_until(to_removed, 3, "daemon connections to the removed mailbox")
+        dovecot_sessions = partial(server_connections, removed_server.port)
+        wait_until(dovecot_sessions, 3, "Dovecot's sessions of the removed mailbox")
+        _deliver(removed_server, removed_user.username, "before@globex.example")
+        smtp_sink.wait_for(1, timeout=30)  # the removed mailbox was read while configured
+
+        write_config(config, mailboxes=[kept], sink=smtp_sink, overrides=accounts)
+        daemon.process.send_signal(signal.SIGHUP)
+        assert "configuration reloaded; 1 mailbox(es)" in daemon.until("READY=1")
+        wait_until(to_removed, 0, "daemon connections to the removed mailbox")
+        wait_until(dovecot_sessions, 0, "Dovecot's sessions of the removed mailbox")
+        logins_after_reload = logins()
+
+        _deliver(removed_server, removed_user.username, "after@globex.example")
+        _deliver(dovecot_server, imap_user.username, "kept@globex.example")
+        smtp_sink.wait_for(2, timeout=30)  # a cycle read the kept mailbox after both arrived
+        assert logins() == logins_after_reload + 1  # the test's APPEND, nobody else
+        assert to_removed() == 0
+        wait_until(to_kept, 3, "daemon connections to the kept mailbox")
+
+        daemon.process.send_signal(signal.SIGTERM)
+        daemon.until("STOPPING=1")
+        status = daemon.wait()
+    log = daemon.log_text()
+    assert status == 0, log
+    subjects = sorted(str(mail.message["Subject"]) for mail in smtp_sink.messages)
+    assert subjects == ["Re: Help before@globex.example", "Re: Help kept@globex.example"]
+    assert '"mailboxes_removed": ["alice"]' in log
