@@ -49,6 +49,14 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import (  # noqa: E402
+    SUPPORT,
+    TEAM_DOMAIN,
+    proc_status_kb,
+    seed_folders,
+)
+from benchmarks.common import daemon_events as _daemon_events  # noqa: E402
+from benchmarks.common import wait_for_event as _wait_for_event  # noqa: E402
 from sla_daemon.adapters import imapwire  # noqa: E402
 from sla_daemon.adapters.imap import ImapSource  # noqa: E402
 from sla_daemon.app import build_service  # noqa: E402
@@ -64,8 +72,6 @@ SYNC_TARGET_RATIO = 0.5
 LATENCY_TARGET_P95 = 1.5  # seconds
 RSS_TARGET_MB = 150.0
 
-TEAM_DOMAIN = "acme.example"
-SUPPORT = f"Acme Support <support@{TEAM_DOMAIN}>"
 TEAM_MEMBERS = ("Bob Berg", "Carla Diaz", "Dev Patel", "Erin Walsh", "Femi Ade")
 CLIENT_DOMAINS = tuple(f"client{number:02d}.example" for number in range(1, 21))
 OTHER_SENDERS = (
@@ -326,19 +332,14 @@ def seed_mailbox(server: DovecotServer, user: str, count: int) -> dict[str, int]
     """
     end = datetime.now(UTC) - timedelta(hours=2)
     start = end - timedelta(days=10)
-    counts: dict[str, int] = {}
-    for folder in ("INBOX", "Sent"):
-        counts[folder] = counts[f"{folder}_bytes"] = 0
-
-        def stream(folder: str = folder) -> Iterator[tuple[bytes, datetime, Sequence[str]]]:
-            for message in MailFactory(seed=1).messages(count, start, end):
-                if message.folder == folder:
-                    counts[folder] += 1
-                    counts[f"{folder}_bytes"] += len(message.raw)
-                    yield message.raw, message.internaldate, ()
-
-        server.append_many(user, folder, stream())
-    return counts
+    return seed_folders(
+        server,
+        user,
+        lambda: (
+            (m.folder, m.raw, m.internaldate)
+            for m in MailFactory(seed=1).messages(count, start, end)
+        ),
+    )
 
 
 def daemon_fetch_items() -> tuple[str, ...]:
@@ -468,27 +469,6 @@ class TimedSink(SmtpSink):
         """(arrival time, mail) of everything received so far."""
         with self._lock:
             return list(self.arrivals)
-
-
-def _daemon_events(log_path: Path) -> list[dict[str, Any]]:
-    events = []
-    for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines():
-        with contextlib.suppress(ValueError):
-            event = json.loads(line)
-            if isinstance(event, dict):
-                events.append(event)
-    return events
-
-
-def _wait_for_event(log_path: Path, name: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"sla-daemon exited with {process.returncode}; see {log_path}")
-        if any(e.get("event") == name for e in _daemon_events(log_path)):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"sla-daemon logged no {name!r} within 60 s; see {log_path}")
 
 
 @dataclass(frozen=True)
@@ -687,11 +667,7 @@ def _vmhwm_kb() -> int:
     child started by a big parent reports at least the parent's size; ``VmHWM`` belongs
     to the new address space alone.
     """
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return 0
+    return proc_status_kb("VmHWM") or 0
 
 
 def run_rss_child(count: int, idle: bool) -> dict[str, float]:

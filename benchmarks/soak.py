@@ -10,7 +10,9 @@ daemon as a subprocess. Every ``--interval`` seconds one message is APPENDed: a 
 request, a client's reply, or a team reply in Sent (some with ``[Action Plan]``). The
 policy's clocks are minutes long, so within the run the daemon sends auto-acks,
 warnings, breaches and their repetitions. RSS is read from ``/proc/PID/status`` after the
-first cycle with the backlog (the baseline), once a minute, and at the end.
+first cycle with the backlog (the baseline), once a minute (with its anonymous and
+file-backed parts from ``/proc/PID/smaps_rollup``), and at the end. ``--probe FILE`` runs
+the daemon under ``benchmarks/memory_probe.py``, which writes where the memory goes.
 
 Nothing here asserts: the growth is printed against its target (<= 10%).
 """
@@ -18,8 +20,6 @@ Nothing here asserts: the growth is printed against its target (<= 10%).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import os
 import random
 import shutil
@@ -31,7 +31,6 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -44,6 +43,11 @@ from benchmarks.common import (  # noqa: E402
     banner,
     client_domains,
     config_head,
+    daemon_events,
+    proc_status_kb,
+    seed_folders,
+    smaps_rollup_kb,
+    wait_for_event,
 )
 from tests.servers.dovecot import DovecotServer  # noqa: E402
 from tests.servers.smtp_sink import SmtpSink  # noqa: E402
@@ -134,33 +138,10 @@ class Traffic:
 
 def rss_kb(pid: int) -> int:
     """The resident set size of ``pid`` in KiB (``VmRSS``)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for {pid}")
-
-
-def events(log_path: Path) -> list[dict[str, Any]]:
-    """The daemon's JSON log lines."""
-    found = []
-    for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines():
-        with contextlib.suppress(ValueError):
-            event = json.loads(line)
-            if isinstance(event, dict):
-                found.append(event)
+    found = proc_status_kb("VmRSS", pid)
+    if found is None:
+        raise RuntimeError(f"no VmRSS for {pid}")
     return found
-
-
-def wait_for_cycles(log_path: Path, count: int, process: subprocess.Popen[bytes]) -> None:
-    """Wait until the daemon logged ``count`` finished cycles."""
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"sla-daemon exited with {process.returncode}; see {log_path}")
-        if sum(e.get("event") == "cycle.done" for e in events(log_path)) >= count:
-            return
-        time.sleep(0.2)
-    raise RuntimeError(f"sla-daemon did not finish {count} cycle(s) in 300 s; see {log_path}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -172,6 +153,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--settle", type=int, default=10, help="minute whose sample is a second baseline"
     )
+    parser.add_argument(
+        "--probe",
+        type=Path,
+        help="run the daemon under benchmarks/memory_probe.py, writing its JSON lines here",
+    )
     args = parser.parse_args(argv)
     banner("soak", f"  {args.minutes:g} min, a message every {args.interval:g} s")
     work = Path(tempfile.mkdtemp(prefix="sla-soak-"))
@@ -181,13 +167,11 @@ def main(argv: list[str] | None = None) -> int:
             user, password = "soak", "soak-pw"
             server.add_user(user, password)
             start = datetime.now(UTC) - timedelta(hours=6)
-            backlog: dict[str, list[tuple[bytes, datetime, tuple[str, ...]]]] = {}
+            backlog = []
             for index in range(args.backlog):
                 at = start + timedelta(seconds=60 * index)
-                folder, raw = traffic.next(at)
-                backlog.setdefault(folder, []).append((raw, at, ()))
-            for folder, messages in backlog.items():
-                server.append_many(user, folder, messages)
+                backlog.append((*traffic.next(at), at))
+            seed_folders(server, user, lambda: backlog)
             config = work / "soak.yaml"
             config.write_text(
                 config_yaml(
@@ -195,17 +179,21 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
             log_path = work / "daemon.log"
-            daemon = str(Path(sys.executable).parent / "sla-daemon")
+            daemon = [str(Path(sys.executable).parent / "sla-daemon")]
+            env = {**os.environ, "SOAK_IMAP_PASSWORD": password}
+            if args.probe is not None:
+                daemon = [sys.executable, str(ROOT / "benchmarks" / "memory_probe.py")]
+                env["SLA_MEMORY_PROBE"] = str(args.probe.resolve())
             with log_path.open("wb") as log_file:
                 process = subprocess.Popen(
-                    [daemon, "--config", str(config), "run"],
+                    [*daemon, "--config", str(config), "run"],
                     stdin=subprocess.DEVNULL,
                     stdout=log_file,
                     stderr=subprocess.STDOUT,
-                    env={**os.environ, "SOAK_IMAP_PASSWORD": password},
+                    env=env,
                 )
             try:
-                wait_for_cycles(log_path, 1, process)
+                wait_for_event(log_path, "cycle.done", process, timeout=300)
                 first_rss = rss_kb(process.pid)
                 samples = [first_rss]
                 began = time.monotonic()
@@ -220,8 +208,11 @@ def main(argv: list[str] | None = None) -> int:
                         if time.monotonic() >= next_sample:
                             samples.append(rss_kb(process.pid))
                             next_sample += 60
+                            smaps = smaps_rollup_kb(process.pid)
                             print(
-                                f"  {len(samples) - 1:3d} min  RSS {samples[-1] / 1024:.1f} MiB",
+                                f"  {len(samples) - 1:3d} min  RSS {samples[-1] / 1024:.1f} MiB"
+                                f"  (anonymous {smaps['anon'] / 1024:.1f}, "
+                                f"file-backed {smaps['file'] / 1024:.1f})",
                                 flush=True,
                             )
                         time.sleep(args.interval)
@@ -237,8 +228,9 @@ def main(argv: list[str] | None = None) -> int:
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait()
-            logged = events(log_path)
+            logged = daemon_events(log_path)
             kinds = Counter(m.message.get("X-SLA-Daemon", "?") for m in sink.messages)
+            largest = max((len(m.raw) for m in sink.messages), default=0)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     cycles = sum(e.get("event") == "cycle.done" for e in logged)
@@ -247,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     verdict = "met" if growth <= GROWTH_TARGET else "NOT MET"
     print(
         f"messages appended {traffic.counter} (backlog {args.backlog}), cycles {cycles}, "
-        f"errors logged {errors}, mail at the sink {dict(sorted(kinds.items()))}"
+        f"errors logged {errors}, mail at the sink {dict(sorted(kinds.items()))}, "
+        f"largest {largest / 1024:.0f} KiB"
     )
     print(f"RSS peak of the minute samples {max(samples) / 1024:.1f} MiB")
     if len(samples) > args.settle:

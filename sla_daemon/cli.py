@@ -223,6 +223,7 @@ def _run(config: Config, config_path: Path, *, once: bool, dry_run: bool) -> int
 
     from sla_daemon.app import build_http_listener, build_notifier, build_service
     from sla_daemon.daemon import Daemon
+    from sla_daemon.heap import HeapTrimmer, glibc_malloc_trim
     from sla_daemon.metrics import DaemonMetrics
     from sla_daemon.status_board import StatusBoard
 
@@ -244,6 +245,7 @@ def _run(config: Config, config_path: Path, *, once: bool, dry_run: bool) -> int
         metrics=metrics,
         listener=build_http_listener(config, metrics, board) if metrics is not None else None,
         board=board,
+        heap=HeapTrimmer(glibc_malloc_trim()),
     )
     daemon.install_signal_handlers()
     return daemon.run()

@@ -29,6 +29,7 @@ import structlog
 
 from sla_daemon.config import Config
 from sla_daemon.errors import ConfigError
+from sla_daemon.heap import HeapTrimmer
 from sla_daemon.metrics import DaemonMetrics
 from sla_daemon.ports import ServiceNotifier
 from sla_daemon.runner import Runner
@@ -65,6 +66,7 @@ class Daemon:
         metrics: DaemonMetrics | None = None,
         listener: Listener | None = None,
         board: StatusBoard | None = None,
+        heap: HeapTrimmer | None = None,
     ) -> None:
         self.config = config
         self.config_path = config_path
@@ -74,6 +76,7 @@ class Daemon:
         self.metrics = metrics
         self.listener = listener
         self.board = board
+        self.heap = heap
         self.reloads = 0
         self._reload_requested = False
         self._stopping = False
@@ -133,6 +136,8 @@ class Daemon:
                 ZoneInfo(self.config.timezone),
                 service.clock.now(),
             )
+        if self.heap is not None and (report.fetched or report.sent or report.failed):
+            self.heap.release()  # see sla_daemon.heap: what a busy cycle freed goes back
         return report
 
     def _watched(self, service: SlaService) -> SlaService:
