@@ -191,8 +191,9 @@ class SlaService:
             links = self.store.conversation_links(
                 message_id for _, facts in parsed for message_id in ids_to_link(facts)
             )
+            known = self.store.messages(facts.message_id for _, facts in parsed)
             for fetched, facts in parsed:
-                role = self._store_message(batch, fetched, facts, now, report, links)
+                role = self._store_message(batch, fetched, facts, now, report, links, known)
                 if role is not None:
                     roles[role] = roles.get(role, 0) + 1
             self.store.set_cursor(
@@ -290,14 +291,16 @@ class SlaService:
         now: datetime,
         report: CycleReport,
         links: dict[str, str],
+        stored: dict[str, MessageFacts],
     ) -> str | None:
         """Store one parsed message; return its role, or None for a copy already stored.
 
         ``links`` holds the stored link of every id of the batch's ``ids_to_link`` that
-        has one; it is updated here as the store is, so that a message may link to one
-        stored before it in the same batch.
+        has one, ``stored`` the stored facts of the batch's messages seen before; both
+        are updated here as the store is, so that a message may link to one stored
+        before it in the same batch, or be its duplicate.
         """
-        known = self.store.message(facts.message_id)
+        known = stored.get(facts.message_id)
         self.store.add_location(
             batch.mailbox, batch.folder, batch.uidvalidity, fetched.uid, facts.message_id
         )
@@ -305,7 +308,8 @@ class SlaService:
             report.duplicates += 1
             merged = tuple(dict.fromkeys(known.keywords + facts.keywords))
             if merged != known.keywords:
-                self.store.replace_facts(replace(known, keywords=merged))
+                stored[facts.message_id] = replace(known, keywords=merged)
+                self.store.replace_facts(stored[facts.message_id])
             log.debug(
                 "message.duplicate",
                 message_id=facts.message_id,
@@ -339,6 +343,7 @@ class SlaService:
                 reason=f"{facts.message_id} links both threads",
             )
         self.store.add_message(facts, conversation_id, now)
+        stored[facts.message_id] = facts
         self.store.link(plan.link_ids, conversation_id)
         for message_id in plan.link_ids:  # where none was before, as the store does
             links.setdefault(message_id, conversation_id)

@@ -15,6 +15,7 @@ it (see ``imap_flags``).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import ssl
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -29,7 +30,7 @@ from imapclient.exceptions import (
 )
 
 from sla_daemon.adapters.imap_connect import ImapLogin, discard
-from sla_daemon.adapters.imap_fetch import messages_in
+from sla_daemon.adapters.imap_fetch import answers_ahead, fetch_answer, messages_in
 from sla_daemon.adapters.imap_flags import (
     FlagUpdates,
     ReportedFlags,
@@ -338,9 +339,18 @@ class ImapSource:
                 found = client.search(["SINCE", since_search_date(backfill_since)])
             uids = uids_after(found, 0)
 
-        for number, batch in enumerate(batched(uids, self.batch_size)):
+        items = fetch_items(self.max_body_bytes)
+        answers = answers_ahead(
+            lambda batch: fetch_answer(client, batch, items),
+            batched(uids, self.batch_size),
+            abandoned=self._abandoned_fetch,
+        )
+        for number in itertools.count():
             with self._guard(f"fetching from folder {folder!r}"):
-                answer = client.fetch(batch, list(fetch_items(self.max_body_bytes)))
+                fetched = next(answers, None)
+            if fetched is None:
+                break
+            batch, answer = fetched
             messages = tuple(
                 messages_in(answer, batch, mailbox=self.name, folder=folder, since=since)
             )
@@ -358,6 +368,17 @@ class ImapSource:
             remember(reported, batch[-1], messages, batch_updates, self.flag_refresh)
 
     # -- connection --------------------------------------------------------------------
+
+    def _abandoned_fetch(self, exc: BaseException) -> None:
+        """A fetch ahead failed after the poll stopped: the connection is not used again."""
+        reason = f"a batch fetched ahead of use failed: {describe(exc)}"
+        _log.info("imap connection dropped", mailbox=self.name, reason=reason)
+        self._forget_client()
+
+    def _forget_client(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            discard(client)
 
     def _connected(self) -> IMAPClient:
         if self._client is None:
@@ -377,9 +398,7 @@ class ImapSource:
         try:
             yield
         except (OSError, IMAPClientError) as exc:
-            client, self._client = self._client, None
-            if client is not None:
-                discard(client)
+            self._forget_client()
             raise TransientError(
                 f"mailbox {self.name!r}: connection to IMAP server {self.server} failed "
                 f"while {doing}: {describe(exc)}"

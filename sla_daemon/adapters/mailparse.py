@@ -84,6 +84,9 @@ _HEADER_BUDGET = 1024 * 1024
 _BLANK_LINE = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?:\r\n|\r(?!\n)|\n)")
 _LINE_END = re.compile(rb"\r\n|\r|\n")
 _OBSOLETE_FIELD_NAME = re.compile(rb"(\A|\n|\r)([!-9;-~]+)[ \t]+:")
+_FIELD_NAME = re.compile(r"([!-9;-~]+):")
+# Line breaks to str.splitlines that are none to the stdlib's mail parser.
+_ODD_LINE_BREAK = re.compile(r"[\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
 
 # Fields that make a header block recognisably mail rather than random "a: b" lines.
 _MAIL_FIELDS = frozenset(
@@ -277,18 +280,54 @@ def message_tree(data: bytes) -> Message:
 
     The stdlib's feed parser reads a body line by line, though for a message that is
     neither multipart nor ``message/*`` it only joins the lines again into the payload:
-    such a message gets its header block parsed and the rest of the bytes as its payload,
-    exactly as the full parse would give it. Any other message, and one whose header block
-    ends before its first blank line (a line that is not a header field), is parsed whole.
+    such a message gets its header block parsed (by ``_scanned_header`` when it is clean)
+    and the rest of the bytes as its payload, exactly as the full parse would give it.
+    Any other message, and one whose header block ends before its first blank line (a
+    line that is not a header field), is parsed whole.
     """
     blank = _BLANK_LINE.search(data)
     header_end = blank.end() if blank else len(data)
-    message = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(
-        data[:header_end]
-    )
+    message = _scanned_header(data[: blank.start()]) if blank else None
+    if message is None:
+        message = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(
+            data[:header_end]
+        )
     if message.get_payload() or message.get_content_maintype() in ("multipart", "message"):
         return email.message_from_bytes(data, policy=email.policy.compat32)
     message.set_payload(data[header_end:].decode("ascii", "surrogateescape"))
+    return message
+
+
+def _scanned_header(head: bytes) -> Message | None:
+    """The compat32 header the feed parser builds of a clean header block, or None.
+
+    Clean: every line is a field (a name of printable ASCII other than ":", then ":")
+    or the continuation of one, and no line ending but CR and LF occurs (the stdlib
+    splits lines on those alone, ``str.splitlines`` on more). Each field becomes the
+    feed parser's ``(name, value)``. Anything else (an envelope "From " line, a
+    continuation first, a line that is no field) is left to the feed parser, which
+    records the defect.
+    """
+    text = head.decode("ascii", "surrogateescape")
+    if _ODD_LINE_BREAK.search(text):
+        return None
+    fields: list[tuple[str, list[str]]] = []
+    for line in text.splitlines(keepends=True):
+        if line[0] in " \t":
+            if not fields:
+                return None
+            fields[-1][1].append(line)
+            continue
+        field = _FIELD_NAME.match(line)
+        if field is None:
+            return None
+        fields.append((field.group(1), [line[field.end() :].lstrip(" \t")]))
+    if not fields:
+        return None
+    message = Message(policy=email.policy.compat32)
+    for name, lines in fields:
+        # The feed parser's (compat32) header_source_parse, on the lines of one field.
+        message.set_raw(name, "".join(lines).rstrip("\r\n"))
     return message
 
 

@@ -98,13 +98,16 @@ def read_single_text_part(message: Message) -> ParsedTree | None:
     if subtype not in ("text/plain", "text/html"):
         return None
     date_value: str | None = None
+    maybe_named = False
     for name, value in message.raw_items():
         field = name.lower()
         if field in _MIME_FIELDS and (field in _PART_NAMING or not str(value).isascii()):
             return None  # mail-parser reads MIME fields through a UTF-8 view
         if field == "date" and date_value is None:
             date_value = value
-    if message.get_param("name") is not None:  # a named part is an attachment
+        if field == "content-type" and "name" in str(value).lower():
+            maybe_named = True  # parameters are only parsed where one could be a name
+    if maybe_named and message.get_param("name") is not None:  # an attachment
         return None
     text = _single_part_text(message)
     date = None

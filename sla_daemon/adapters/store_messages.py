@@ -192,10 +192,21 @@ class MessageRecords(Tables):
         self.replace_facts(replace(known, keywords=merged))
         return KeywordChange(message_id=message_id, keywords=merged, previous=known.keywords)
 
+    def messages(self, message_ids: Iterable[str]) -> dict[str, MessageFacts]:
+        """The stored facts of each of ``message_ids`` that has been seen, in one lookup."""
+        rows = self._rows_by_id("SELECT message_id, facts FROM messages", message_ids)
+        return {message_id: facts_from_json(facts) for message_id, facts in rows}
+
     def conversation_links(self, message_ids: Iterable[str]) -> dict[str, str]:
         """The conversation each of ``message_ids`` is linked to, for those that are."""
+        return dict(
+            self._rows_by_id("SELECT message_id, conversation_id FROM thread_links", message_ids)
+        )
+
+    def _rows_by_id(self, select: str, message_ids: Iterable[str]) -> list[tuple[str, str]]:
+        """The rows of ``select`` whose message_id is one of ``message_ids``."""
         ids = list(dict.fromkeys(message_ids))
-        found: dict[str, str] = {}
+        found: list[tuple[str, str]] = []
         # SQLite limits bound parameters; 500 at a time stays well inside it.
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
@@ -204,12 +215,8 @@ class MessageRecords(Tables):
             # repeated), a batch's lookups share ten statements instead of hundreds.
             chunk += chunk[-1:] * ((1 << (len(chunk) - 1).bit_length()) - len(chunk))
             marks = ",".join("?" * len(chunk))
-            rows = self._db.execute(
-                "SELECT message_id, conversation_id FROM thread_links "
-                f"WHERE message_id IN ({marks})",
-                chunk,
-            )
-            found.update(dict(rows.fetchall()))
+            rows = self._db.execute(f"{select} WHERE message_id IN ({marks})", chunk)
+            found += rows.fetchall()
         return found
 
     def link(self, message_ids: Iterable[str], conversation_id: str) -> None:

@@ -94,6 +94,11 @@ SAMPLES = {
     "a line that is no header field before the blank line": PLAIN
     + b"this line has no colon\r\nX-After: 1\r\n\r\nbody\r\n",
     "continuation line first": b" folded\r\n" + PLAIN + b"\r\nbody\r\n",
+    "folded fields": PLAIN + b"X-Long: one\r\n\ttwo\r\n  three  \r\n\r\nbody\r\n",
+    "a form feed in a field": PLAIN + b"X-Odd: a\x0cb\r\n\r\nbody\r\n",
+    "a field without a name": PLAIN + b": no name\r\n\r\nbody\r\n",
+    "8-bit field values": PLAIN + b"X-Name: J\xc3\xbcrgen \xe9\r\n\r\nbody\r\n",
+    "a lone CR inside a field": PLAIN + b"X-Odd: a\rb\r\n\r\nbody\r\n",
     "leading blank line": b"\r\n" + PLAIN + b"\r\nbody\r\n",
     "named part": PLAIN + b'Content-Type: text/plain; name="notes.txt"\r\n\r\nnotes\r\n',
     "attachment disposition": PLAIN + b"Content-Disposition: attachment\r\n\r\nnotes\r\n",

@@ -182,6 +182,19 @@ def test_the_same_message_in_two_folders_is_one_message(tmp_path: Path) -> None:
     assert len(sender.sent) == 1
 
 
+def test_the_same_message_twice_in_one_batch_is_stored_once(tmp_path: Path) -> None:
+    """A Message-ID met twice in one batch is a duplicate the second time, as across batches."""
+    at = NOW - timedelta(minutes=2)
+    raw = _raw("m1@globex.example", "dana@globex.example", "Help", at)
+    store = Store(tmp_path / "s.sqlite3")
+    report = _service(store, FakeSource([(raw, at), (raw, at)]), FakeSender()).run_cycle()
+    assert (report.stored, report.duplicates) == (1, 1)
+    assert store.message_count() == 1
+    assert store.messages(["m1@globex.example", "unknown@globex.example"]) == {
+        "m1@globex.example": store.message("m1@globex.example")
+    }
+
+
 def test_several_pre_existing_breaches_go_to_the_owner_in_one_summary(tmp_path: Path) -> None:
     """A first start on old mail sends the owner one summary, not one breach per thread."""
     old = [
