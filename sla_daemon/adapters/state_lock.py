@@ -18,10 +18,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import structlog
+
 from sla_daemon.adapters.store_errors import state_errors
 from sla_daemon.errors import StateBusyError
 
 LOCK_NAME = "daemon.lock"
+
+log = structlog.get_logger(__name__)
 
 
 @contextmanager
@@ -42,8 +46,20 @@ def exclusive_run(state_dir: Path) -> Iterator[None]:
                 "every notice twice. Stop the other one first, or give this one its own "
                 "state_dir"
             ) from None
-        os.ftruncate(descriptor, 0)
-        os.write(descriptor, f"{os.getpid()}\n".encode("ascii"))
+        _write_holder(descriptor, path)
         yield
     finally:
         os.close(descriptor)
+
+
+def _write_holder(descriptor: int, path: Path) -> None:
+    """Put this process's id in the lock file, for a second daemon's message.
+
+    Overwritten in place, then cut to length: on a full disk the blocks already there
+    are reused, and if even that fails the daemon runs on (the lock is what counts).
+    """
+    try:
+        written = os.pwrite(descriptor, f"{os.getpid()}\n".encode("ascii"), 0)
+        os.ftruncate(descriptor, written)
+    except OSError as exc:
+        log.warning("state.lock_holder_not_written", path=str(path), error=str(exc))

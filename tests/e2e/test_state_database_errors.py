@@ -14,7 +14,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -202,16 +201,12 @@ def test_a_read_only_database_file_stops_run_with_73(config: Path) -> None:
 
 @pytest.fixture
 def running_daemon(config: Path, tmp_path: Path) -> Iterator[DaemonProcess]:
-    """``sla-daemon run`` on ``config``, started and holding its state directory."""
+    """``sla-daemon run`` on ``config``, past its first cycle and holding its state directory."""
     daemon = DaemonProcess(config, {}, tmp_path / "daemon.log")
     daemon.start()
     try:
-        lock = database(config).parent / "daemon.lock"
-        for _ in range(600):  # until it holds the lock: at most a minute
-            if lock.exists() and lock.read_text(encoding="ascii").strip():
-                break
-            assert daemon.running, daemon.tail()
-            time.sleep(0.1)
+        # After its first cycle it holds the lock and has made the database.
+        daemon.wait_for_cycles(1, timeout=60)
         yield daemon
     finally:
         daemon.ensure_dead()
