@@ -6,6 +6,7 @@ This is the only module that constructs adapters. Everything else receives them.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,8 +20,9 @@ from sla_daemon.adapters.mailparse import MalformedMessage, parse_message
 from sla_daemon.adapters.oauth2 import AccessTokens, CommandTokens, RefreshGrant, RefreshTokens
 from sla_daemon.adapters.renderers import NoticeMailRenderer
 from sla_daemon.adapters.smtp import SmtpSender
+from sla_daemon.adapters.state_lock import exclusive_run
 from sla_daemon.adapters.status_html import StatusPageRenderer
-from sla_daemon.adapters.store import Store
+from sla_daemon.adapters.store import SchemaTooOldError, Store
 from sla_daemon.adapters.systemd import SystemdNotifier
 from sla_daemon.adapters.web import HttpListener, web_app
 from sla_daemon.briefings import Briefings
@@ -129,6 +131,28 @@ def build_tokens(name: str, oauth2: OAuth2Config | None) -> AccessTokens | None:
 def open_store(config: Config, *, readonly: bool = False) -> Store:
     """The state database under ``state_dir``."""
     return Store.in_dir(config.state_dir, readonly=readonly)
+
+
+def exclusive_state(config: Config) -> AbstractContextManager[None]:
+    """Hold ``state_dir`` for this ``run`` alone; ``StateBusyError`` when another holds it."""
+    return exclusive_run(config.state_dir)
+
+
+def check_state(config: Config) -> str:
+    """``check-config``: a line on the state database; ``StateDatabaseError`` when unusable.
+
+    Opened read-only like ``status``: nothing is created, migrated or changed.
+    """
+    if not Store.exists_in(config.state_dir):
+        return f"state database: none yet in {config.state_dir} (made by the first run)"
+    try:
+        store = open_store(config, readonly=True)
+    except SchemaTooOldError:
+        return "state database: an older schema, migrated by the next run"
+    try:
+        return f"state database: schema version {store.schema_version}, readable"
+    finally:
+        store.close()
 
 
 def _malformed_reason(exc: Exception) -> str | None:

@@ -14,7 +14,7 @@ import structlog
 from sla_daemon import __version__
 from sla_daemon.clock import SystemClock
 from sla_daemon.config import Config, MailboxConfig, default_config_path, load_config
-from sla_daemon.errors import EX_CONFIG, ConfigError
+from sla_daemon.errors import EX_CONFIG, ConfigError, StateDatabaseError
 from sla_daemon.logs import configure_logging
 from sla_daemon.units import format_duration
 
@@ -148,6 +148,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return EX_CONFIG
+    except StateDatabaseError as exc:
+        # One line naming the file, what is wrong and what to do; no traceback.
+        log.error("state.unusable", error=str(exc), exit_status=exc.exit_status)
+        return exc.exit_status
     raise AssertionError(f"unhandled command {args.command}")
 
 
@@ -170,6 +174,9 @@ def _check_config(config: Config, path: Path) -> int:
         raise ConfigError(problems)
     print(f"{path}: configuration is valid")
     print(f"state: {config.state_dir}   timezone: {config.timezone}")
+    from sla_daemon.app import check_state
+
+    print(check_state(config))
     print(f"team: {config.team.name} <{config.team.from_}>, domains {config.team.domains}")
     print("mailboxes:")
     for mailbox in config.mailboxes:
@@ -219,6 +226,13 @@ def _offsets(values: Sequence[timedelta]) -> str:
 
 
 def _run(config: Config, config_path: Path, *, once: bool, dry_run: bool) -> int:
+    from sla_daemon.app import exclusive_state
+
+    with exclusive_state(config):
+        return _run_alone(config, config_path, once=once, dry_run=dry_run)
+
+
+def _run_alone(config: Config, config_path: Path, *, once: bool, dry_run: bool) -> int:
     from functools import partial
 
     from sla_daemon.app import build_http_listener, build_notifier, build_service

@@ -10,6 +10,12 @@ from __future__ import annotations
 
 EX_CONFIG = 78
 """Exit status for a configuration problem (sysexits.h)."""
+EX_DATAERR = 65
+"""Exit status for a state database that cannot be used: damaged, or a newer schema."""
+EX_CANTCREAT = 73
+"""Exit status for a state database or directory the daemon may not open or write."""
+EX_STATE_BUSY = 75
+"""Exit status (EX_TEMPFAIL) for a state database another process holds: try again."""
 
 
 class SlaDaemonError(Exception):
@@ -58,3 +64,25 @@ class UntrustedServerError(AuthenticationError):
 
 class StateWriteError(SlaDaemonError):
     """The state database refused a write (its disk is full); nothing of it was kept."""
+
+
+class StateDatabaseError(SlaDaemonError):
+    """The state database cannot be used as it is; the message names the file and the fix.
+
+    Nothing is changed on disk: the database is never deleted, moved or repaired here.
+    ``exit_status`` is the sysexits status the command ends with.
+    """
+
+    exit_status = EX_DATAERR
+
+
+class StateAccessError(StateDatabaseError):
+    """The state database or its directory may not be opened or written (mode, mount)."""
+
+    exit_status = EX_CANTCREAT
+
+
+class StateBusyError(StateDatabaseError):
+    """Another process holds the state database (another daemon); it may pass."""
+
+    exit_status = EX_STATE_BUSY

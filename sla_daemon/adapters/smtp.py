@@ -87,7 +87,7 @@ class SmtpSender:
 
         The headers are sent as they are, so a notice tried again for one recipient
         still shows everyone it was for. Returns the recipients the server refused while
-        accepting others (reply code and text; each also logged). Raises
+        accepting others (reply code and text; not logged here). Raises
         ``TransientError`` or ``PermanentError``, with the server's ``reply_code`` when
         it answered, and ``refusals`` per recipient when it refused every one.
         """
@@ -129,17 +129,8 @@ class SmtpSender:
             ) from exc
         except OSError as exc:  # refused, reset, unreachable, timed out
             raise TransientError(f"cannot reach SMTP server {self._server}: {exc}") from exc
-        for recipient, (code, reply) in refused.items():
-            # Debug only: the caller records each refusal with its notice and the next
-            # step (retry or give up) and logs it there, once.
-            _log.debug(
-                "smtp_recipient_refused",
-                server=self._server,
-                recipient=recipient,
-                code=code,
-                reply=_reply_text(reply),
-                message_id=message.get("Message-ID"),
-            )
+        # Refused recipients are not logged here, at any level: the caller records each
+        # with its notice and the next step (retry or give up) and logs it there, once.
         _log.debug("smtp_sent", server=self._server, message_id=message.get("Message-ID"))
         return {address: (code, _reply_text(reply)) for address, (code, reply) in refused.items()}
 

@@ -20,10 +20,11 @@ from sla_daemon.adapters.schema import MIGRATIONS, SCHEMA_VERSION
 from sla_daemon.adapters.store_base import iso_utc
 from sla_daemon.adapters.store_changes import ChangeRecords
 from sla_daemon.adapters.store_deliveries import DeliveryRecords
+from sla_daemon.adapters.store_errors import state_errors
 from sla_daemon.adapters.store_limits import AutoAckLimitRecords
 from sla_daemon.adapters.store_messages import SUBJECT_INDEX_VERSION, MessageRecords
 from sla_daemon.adapters.store_outbox import OutboxRecords
-from sla_daemon.errors import StateWriteError
+from sla_daemon.errors import EX_STATE_BUSY, StateDatabaseError, StateWriteError
 from sla_daemon.ports import FolderCursor
 
 DATABASE_NAME = "state.sqlite3"
@@ -44,19 +45,36 @@ def _create_private(path: Path) -> None:
         os.close(descriptor)
 
 
-class SchemaTooNewError(RuntimeError):
+class SchemaTooNewError(StateDatabaseError):
     """The database was written by a newer version of sla-daemon."""
 
 
-class SchemaTooOldError(RuntimeError):
+class SchemaTooOldError(StateDatabaseError):
     """A read-only reader found a database that still needs migrating."""
+
+    exit_status = EX_STATE_BUSY
 
 
 class Store(MessageRecords, OutboxRecords, DeliveryRecords, AutoAckLimitRecords, ChangeRecords):
     """The SQLite state database. Open one per process; not shared across threads."""
 
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        """Open (and unless ``readonly`` create and migrate) the database at ``path``.
+
+        Raises ``StateDatabaseError`` when it cannot be used: damaged or not SQLite, a
+        newer schema, not writable, or locked. The file is left as it was found.
+        """
         self.path = path
+        try:
+            with state_errors(path):
+                self._open(readonly=readonly)
+        except BaseException:
+            if getattr(self, "_db", None) is not None:
+                self._db.close()
+            raise
+
+    def _open(self, *, readonly: bool) -> None:
+        path = self.path
         if readonly:
             # A read-only reader (``status``) must not migrate or create anything.
             self._db = sqlite3.connect(
@@ -92,8 +110,9 @@ class Store(MessageRecords, OutboxRecords, DeliveryRecords, AutoAckLimitRecords,
         version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
         if version > SCHEMA_VERSION:
             raise SchemaTooNewError(
-                f"{self.path} has schema version {version}; this sla-daemon knows up to "
-                f"{SCHEMA_VERSION}: upgrade sla-daemon or restore an older state database"
+                f"{self.path} has schema version {version}, written by a newer sla-daemon "
+                f"(this one knows up to {SCHEMA_VERSION}). It was left as it is: upgrade "
+                'sla-daemon to the version that wrote it (docs/operations.md, "Upgrades")'
             )
         return version
 

@@ -1,4 +1,4 @@
-"""The shipped unit under a real systemd: start after READY, reload, clean stop, exit 78.
+"""The shipped unit under a real systemd: start after READY, reload, clean stop, exit 78, 65.
 
 The service manager is ``/lib/systemd/systemd`` as PID 1 of private namespaces
 (``tests/servers/systemd_manager.py``). The install follows docs/operations.md: the
@@ -226,6 +226,33 @@ def test_a_configuration_error_fails_the_unit_with_78_and_no_restart(
     assert failed["ActiveState"] == "failed" and failed["Result"] == "exit-code", failed
     assert failed["ExecMainStatus"] == "78" and failed["NRestarts"] == "0", failed
     assert "policies.standard.acknowledge.within" in _journal(systemd)
+
+
+def test_a_damaged_state_database_fails_the_unit_with_65_and_no_restart(
+    systemd: SystemdManager, imap_user: ImapUser, smtp_sink: SmtpSink, tmp_path: Path
+) -> None:
+    """Random bytes as the state database: status 65, no restart, the journal says restore.
+
+    The file is the operator's to restore: the service leaves it byte for byte as it was.
+    """
+    _install_config(systemd, _config(tmp_path, imap_user, smtp_sink), imap_user.password)
+    database = "/var/lib/sla-daemon/state.sqlite3"
+    systemd.run(
+        "sh",
+        "-c",
+        "install -d -m 0700 -o sla-daemon -g sla-daemon /var/lib/sla-daemon && "
+        f"head -c 8192 /dev/urandom > {database} && chown sla-daemon: {database}",
+    )
+    before = systemd.run("sha256sum", database).stdout
+
+    assert systemd.systemctl("start", UNIT, check=False).returncode != 0
+    failed = systemd.properties(UNIT, "ActiveState", "ExecMainStatus", "NRestarts")
+    assert failed["ActiveState"] == "failed", failed
+    assert failed["ExecMainStatus"] == "65" and failed["NRestarts"] == "0", failed
+    journal = _journal(systemd)
+    assert f"{database} is not a usable sla-daemon state database" in journal
+    assert "restore the latest backup" in journal
+    assert systemd.run("sha256sum", database).stdout == before
 
 
 def test_an_encrypted_credential_replaces_the_plain_file_as_documented(

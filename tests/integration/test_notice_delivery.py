@@ -13,11 +13,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from sla_daemon.adapters.smtp import SmtpSender
 from sla_daemon.adapters.store import Store
 from sla_daemon.core.model import NoticeKind
 from sla_daemon.delivery import DeliverySettings
+from sla_daemon.logs import configure_logging
 from sla_daemon.outbox import Outbox, OutboxReport
 from sla_daemon.status_view import FailedNotice, status_json, status_table
 from tests.clocks import ManualClock
@@ -164,6 +166,27 @@ def test_one_refused_recipient_does_not_stop_the_others(
     assert by_recipient[OWNER].state == "sent"
     assert by_recipient[LEAD].state == "failed" and by_recipient[LEAD].last_code == 550
     assert "No such user" in (by_recipient[LEAD].last_error or "")
+
+
+def test_a_refused_recipient_is_logged_once_with_the_reply_and_the_notice_key(
+    store: Store, smtp_sink: SmtpSink, clock: ManualClock
+) -> None:
+    """The sink refuses the lead: one log entry, at any level, names the lead.
+
+    It is the delivery's error, with the notice key, the server's code and reply; the
+    SMTP sender adds nothing of its own, not even at debug level.
+    """
+    queue_notice(store, "b1", NoticeKind.BREACH, (OWNER, LEAD), DECIDED)
+    smtp_sink.rcpt_replies[LEAD] = ["550 5.1.1 No such user here"]
+    configure_logging(level="debug")
+    with capture_logs() as logs:
+        flush(outbox(store, smtp_sink, clock))
+    about_lead = [entry for entry in logs if LEAD in json.dumps(entry, default=str)]
+    assert len(about_lead) == 1, about_lead
+    [entry] = about_lead
+    assert (entry["event"], entry["log_level"]) == ("notice.delivery_failed", "error")
+    assert entry["key"] == "b1" and entry["recipient"] == LEAD and entry["code"] == 550
+    assert "No such user here" in entry["error"]
 
 
 def test_a_4xx_for_one_recipient_retries_only_that_one(

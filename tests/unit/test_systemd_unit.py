@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from sla_daemon.errors import EX_CANTCREAT, EX_CONFIG, EX_DATAERR, EX_STATE_BUSY
+
 UNIT = Path(__file__).parents[2] / "deploy" / "systemd" / "sla-daemon.service"
 
 
@@ -26,13 +28,19 @@ def _service_section() -> dict[str, list[str]]:
 
 
 def test_unit_uses_the_notify_protocol_and_never_restarts_on_a_config_error() -> None:
-    """Type=notify with a watchdog, reload by SIGHUP; exit 78 is not restarted; state private."""
+    """Type=notify with a watchdog, reload by SIGHUP; exit 78 is not restarted; state private.
+
+    Neither are the exits of a damaged (65) or unwritable (73) state database: a restart
+    meets the same file. A state directory held by another daemon (75) is restarted.
+    """
     service = _service_section()
     assert service["Type"] == ["notify"]
     assert service["WatchdogSec"] and service["NotifyAccess"] == ["main"]
     assert service["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
     assert service["Restart"] == ["on-failure"]
-    assert service["RestartPreventExitStatus"] == ["78"]
+    prevented = service["RestartPreventExitStatus"][0].split()
+    assert prevented == [str(EX_CONFIG), str(EX_DATAERR), str(EX_CANTCREAT)]
+    assert str(EX_STATE_BUSY) not in prevented
     assert service["StateDirectory"] == ["sla-daemon"]
     assert service["StateDirectoryMode"] == ["0700"] and service["UMask"] == ["0077"]
     assert service["ConfigurationDirectory"] == ["sla-daemon"]
