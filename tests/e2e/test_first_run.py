@@ -192,7 +192,7 @@ def test_first_run_acks_warns_escalates_once_and_second_run_sends_nothing(
     assert "Request c" in breach.message["Subject"]
     text = breach.message.get_body(("plain",))
     assert text is not None
-    content = text.get_content()  # type: ignore[attr-defined]
+    content = text.get_content()
     for expected in ("Globex", "c@globex.example", "Request c", "action plan"):
         assert expected in content
 

@@ -87,8 +87,8 @@ def _seed(server: DovecotServer, user: str) -> None:
     # Mon 10:00 Berlin: acknowledge (4 business hours) due Mon 14:00, late on Tuesday;
     # action plan (16 business hours) due Tue 17:00 Berlin, within Tuesday's working day.
     opened = "2026-11-23T09:00"
-    request = mail("g1@globex.example", "dana@globex.example", "Globex checkout", opened)
-    server.append(user, "INBOX", request, _utc(opened))
+    checkout = mail("g1@globex.example", "dana@globex.example", "Globex checkout", opened)
+    server.append(user, "INBOX", checkout, _utc(opened))
     # Initech, 24x7, plan 48h with a 4h warning: due Tue 16:00 UTC (3h after Carol's
     # 08:00: at risk) and Tue 20:00 UTC (15:00 in New York: due today).
     for number, opened in (("1", "2026-11-22T16:00"), ("2", "2026-11-22T20:00")):
@@ -145,7 +145,8 @@ def _briefings(sink: SmtpSink) -> list[ReceivedMail]:
 def _text(message: EmailMessage) -> str:
     body = message.get_body(("plain",))
     assert body is not None
-    return body.get_content()
+    content: str = body.get_content()
+    return content
 
 
 def test_one_briefing_per_owner_at_eight_in_their_zone_once_a_day(
