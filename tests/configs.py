@@ -4,7 +4,9 @@
 (plaintext IMAP on loopback, its password in an environment variable), the sink as the
 SMTP server, a ``standard`` policy and ``notices: {digest_window: 0s}`` (every notice is
 its own mail, so each can be counted at the sink). ``overrides`` is merged into it key
-by key (a dict merges into a dict, anything else replaces). ``write_config`` writes it.
+by key (a dict merges into a dict, anything else replaces; a value wrapped in
+``Replace`` replaces even a dict, e.g. a test's own ``policies``). ``write_config``
+writes it as block YAML with list items indented under their key.
 """
 
 from __future__ import annotations
@@ -22,30 +24,78 @@ from tests.servers.smtp_sink import SmtpSink
 
 @dataclass(frozen=True)
 class MailboxSpec:
-    """One configured mailbox: its name, the Dovecot user it reads, how it watches."""
+    """One configured mailbox: its name, the Dovecot user it reads, how it watches.
+
+    ``idle`` or ``poll_interval`` None leaves the key out (the daemon's default applies);
+    ``password_env`` is derived from the name unless given; ``overrides`` is merged into
+    the mailbox's entry (e.g. other ``folders``).
+    """
 
     name: str
     user: ImapUser
-    idle: bool = False
-    poll_interval: str = "1s"
-    settings: Mapping[str, Any] = field(default_factory=dict)
-    """Further keys of this mailbox's section, e.g. ``{"reconnect_max": "4s"}``."""
+    idle: bool | None = False
+    poll_interval: str | None = "1s"
+    password_env: str = ""
+    overrides: Mapping[str, Any] = field(default_factory=dict)
 
-    @property
-    def password_env(self) -> str:
-        """The environment variable that holds this mailbox's password."""
-        return "SLA_TEST_IMAP_PASSWORD_" + self.name.upper().replace("-", "_")
+    def __post_init__(self) -> None:
+        if not self.password_env:
+            derived = "SLA_TEST_IMAP_PASSWORD_" + self.name.upper().replace("-", "_")
+            object.__setattr__(self, "password_env", derived)
+
+    def entry(self) -> dict[str, Any]:
+        """The mailbox as an item of the config's ``mailboxes`` list."""
+        entry: dict[str, Any] = {
+            "name": self.name,
+            "host": self.user.host,
+            "port": self.user.port,
+            "security": "none",
+            "username": self.user.username,
+            "password_env": self.password_env,
+            "folders": {"inbox": ["INBOX"], "sent": ["Sent"]},
+        }
+        if self.idle is not None:
+            entry["idle"] = self.idle
+        if self.poll_interval is not None:
+            entry["poll_interval"] = self.poll_interval
+        result: dict[str, Any] = _unwrapped(merged(entry, self.overrides))
+        return result
+
+
+@dataclass(frozen=True)
+class Replace:
+    """An override value that replaces the default whole instead of merging into it."""
+
+    value: Any
 
 
 def merged(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """``base`` with ``overrides`` merged in: dicts key by key, other values replaced."""
+    """``base`` with ``overrides`` merged in: dicts key by key, other values replaced.
+
+    A ``Replace`` stays wrapped, so that overrides merged with further overrides still
+    replace the default; a dict merged into a ``Replace`` merges into what it holds.
+    """
     result = dict(base)
     for key, value in overrides.items():
-        if isinstance(value, Mapping) and isinstance(result.get(key), Mapping):
-            result[key] = merged(result[key], value)
+        current = result.get(key)
+        if isinstance(value, Mapping) and isinstance(current, Mapping):
+            result[key] = merged(current, value)
+        elif isinstance(value, Mapping) and isinstance(current, Replace):
+            result[key] = Replace(merged(current.value, value))
         else:
             result[key] = value
     return result
+
+
+def _unwrapped(value: Any) -> Any:
+    """``value`` with every ``Replace`` in it replaced by what it holds."""
+    if isinstance(value, Replace):
+        return _unwrapped(value.value)
+    if isinstance(value, Mapping):
+        return {key: _unwrapped(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_unwrapped(item) for item in value]
+    return value
 
 
 def daemon_config(
@@ -63,21 +113,7 @@ def daemon_config(
             "domains": ["acme.example"],
             "from": "Acme Support <support@acme.example>",
         },
-        "mailboxes": [
-            {
-                "name": spec.name,
-                "host": spec.user.host,
-                "port": spec.user.port,
-                "security": "none",
-                "username": spec.user.username,
-                "password_env": spec.password_env,
-                "folders": {"inbox": ["INBOX"], "sent": ["Sent"]},
-                "idle": spec.idle,
-                "poll_interval": spec.poll_interval,
-                **spec.settings,
-            }
-            for spec in mailboxes
-        ],
+        "mailboxes": [spec.entry() for spec in mailboxes],
         "smtp": {"host": sink.host, "port": sink.port, "security": "none"},
         "policies": {
             "standard": {
@@ -87,7 +123,15 @@ def daemon_config(
         },
         "notices": {"digest_window": "0s"},
     }
-    return merged(defaults, overrides or {})
+    config: dict[str, Any] = _unwrapped(merged(defaults, overrides or {}))
+    return config
+
+
+class _IndentedDumper(yaml.SafeDumper):
+    """Block YAML whose list items are indented under their key, as people write it."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
 
 
 def write_config(
@@ -105,7 +149,8 @@ def write_config(
         state_dir=state_dir or path.parent / "state",
         overrides=overrides,
     )
-    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    text = yaml.dump(config, Dumper=_IndentedDumper, sort_keys=False, allow_unicode=True)
+    path.write_text(text, encoding="utf-8")
     return path
 
 

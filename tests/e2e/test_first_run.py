@@ -9,18 +9,21 @@ one breach escalation (c); a second run must send nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.configs import MailboxSpec, Replace, merged, write_config
 from tests.conftest import ImapUser
 from tests.mailbuild import build_mail
 from tests.servers.dovecot import DovecotServer
@@ -31,6 +34,8 @@ pytestmark = pytest.mark.integration
 SLA_DAEMON = str(Path(sys.executable).parent / "sla-daemon")
 OWNER = "alice@acme.example"
 LEAD = "lead@acme.example"
+# The reload and systemd tests set this variable and find it in the config text.
+PASSWORD_ENV = "E2E_IMAP_PASSWORD"
 
 
 def _mail(
@@ -48,43 +53,40 @@ def _mail(
     return mail.as_bytes()
 
 
-def _config(tmp_path: Path, user: ImapUser, sink: SmtpSink) -> Path:
-    path = tmp_path / "config.yaml"
-    path.write_text(
-        f"""\
-state_dir: {tmp_path / "state"}
-timezone: Europe/Berlin
-team:
-  name: Acme Support
-  domains: [acme.example]
-  from: "Acme Support <support@acme.example>"
-mailboxes:
-  - name: support
-    host: {user.host}
-    port: {user.port}
-    security: none
-    username: {user.username}
-    password_env: E2E_IMAP_PASSWORD
-    folders: {{inbox: [INBOX], sent: [Sent]}}
-smtp:
-  host: {sink.host}
-  port: {sink.port}
-  security: none
-notices:
-  digest_window: 0s  # each run sends its team notices at once
-policies:
-  standard:
-    acknowledge: {{within: 1h}}
-    action_plan: {{within: 48h, warn_before: [24h, 4h]}}
-accounts:
-  - name: Globex
-    domains: [globex.example]
-    owner: {OWNER}
-    escalate_to: [{LEAD}]
-""",
-        encoding="utf-8",
+def support_mailbox(user: ImapUser) -> MailboxSpec:
+    """The one mailbox of these runs: IDLE and the poll interval left at the defaults."""
+    return MailboxSpec("support", user, idle=None, poll_interval=None, password_env=PASSWORD_ENV)
+
+
+def _config(
+    tmp_path: Path,
+    user: ImapUser,
+    sink: SmtpSink,
+    overrides: Mapping[str, Any] | None = None,
+    mailbox: MailboxSpec | None = None,
+) -> Path:
+    """The run's config with ``overrides`` merged in; ``mailbox`` replaces the support one."""
+    # Each run sends its team notices at once (the builder's digest_window: 0s).
+    first_run = {
+        "timezone": "Europe/Berlin",
+        "policies": Replace(
+            {
+                "standard": {
+                    "acknowledge": {"within": "1h"},
+                    "action_plan": {"within": "48h", "warn_before": ["24h", "4h"]},
+                }
+            }
+        ),
+        "accounts": [
+            {"name": "Globex", "domains": ["globex.example"], "owner": OWNER, "escalate_to": [LEAD]}
+        ],
+    }
+    return write_config(
+        tmp_path / "config.yaml",
+        mailboxes=[mailbox or support_mailbox(user)],
+        sink=sink,
+        overrides=merged(first_run, overrides or {}),
     )
-    return path
 
 
 def _cli(config: Path, user: ImapUser, *args: str) -> subprocess.CompletedProcess[str]:
@@ -93,7 +95,7 @@ def _cli(config: Path, user: ImapUser, *args: str) -> subprocess.CompletedProces
         capture_output=True,
         text=True,
         check=False,
-        env={"E2E_IMAP_PASSWORD": user.password, "PATH": "/usr/bin:/bin"},
+        env={PASSWORD_ENV: user.password, "PATH": "/usr/bin:/bin"},
         timeout=120,
     )
 
@@ -190,7 +192,7 @@ def test_first_run_acks_warns_escalates_once_and_second_run_sends_nothing(
     assert "Request c" in breach.message["Subject"]
     text = breach.message.get_body(("plain",))
     assert text is not None
-    content = text.get_content()  # type: ignore[attr-defined]
+    content = text.get_content()
     for expected in ("Globex", "c@globex.example", "Request c", "action plan"):
         assert expected in content
 
@@ -279,16 +281,14 @@ def test_daemon_runs_cycles_until_sigterm_then_exits_cleanly(
     dovecot_server: DovecotServer, imap_user: ImapUser, smtp_sink: SmtpSink, tmp_path: Path
 ) -> None:
     """`run` keeps cycling every poll_interval, picks up new mail, and exits 0 on SIGTERM."""
-    config = _config(tmp_path, imap_user, smtp_sink)
-    config.write_text(
-        config.read_text().replace("    folders:", "    poll_interval: 1s\n    folders:")
-    )
+    mailbox = dataclasses.replace(support_mailbox(imap_user), poll_interval="1s")
+    config = _config(tmp_path, imap_user, smtp_sink, mailbox=mailbox)
     daemon = subprocess.Popen(
         [SLA_DAEMON, "--config", str(config), "run"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={"E2E_IMAP_PASSWORD": imap_user.password, "PATH": "/usr/bin:/bin"},
+        env={PASSWORD_ENV: imap_user.password, "PATH": "/usr/bin:/bin"},
     )
     try:
         now = datetime.now(UTC).replace(microsecond=0)

@@ -62,13 +62,8 @@ def test_report_after_a_run_shows_the_figures_in_json_csv_and_html(
     """Cycles, medians, p90s, targets met, breaches and follow-ups match the mailbox."""
     now = datetime.now(UTC).replace(microsecond=0)
     _seed(dovecot_server, imap_user, now)
-    config = _config(tmp_path, imap_user, smtp_sink)
-    config.write_text(
-        config.read_text().replace(
-            "action_plan: {within: 48h, warn_before: [24h, 4h]}",
-            "action_plan: {within: 48h, warn_before: [24h, 4h]}\n    follow_up_after: 24h",
-        )
-    )
+    follow_up = {"policies": {"standard": {"follow_up_after": "24h"}}}
+    config = _config(tmp_path, imap_user, smtp_sink, overrides=follow_up)
     run = _cli(config, imap_user, "run", "--once")
     assert run.returncode == 0, run.stderr
     follow_ups = [m for m in smtp_sink.messages if m.message["X-SLA-Daemon"] == "follow_up"]

@@ -10,6 +10,7 @@ the test's ``tmp_path`` and to ``test-output/`` at the repository root.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -24,7 +25,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.conftest import ImapUser
-from tests.e2e.test_first_run import SLA_DAEMON, _mail
+from tests.e2e.test_first_run import SLA_DAEMON, _mail, support_mailbox
+from tests.e2e.test_first_run import _config as _config_of_first_run
 from tests.servers.dovecot import DovecotServer, free_port
 from tests.servers.smtp_sink import SmtpSink
 
@@ -115,45 +117,16 @@ def _seed(server: DovecotServer, user: ImapUser, now: datetime) -> None:
 
 
 def _config(tmp_path: Path, user: ImapUser, sink: SmtpSink, port: int) -> Path:
-    accounts = "".join(
-        f"  - name: {name}\n    domains: [{domain}]\n    owner: {owner}\n"
-        for name, (domain, owner, _, _) in ACCOUNTS.items()
-    )
-    path = tmp_path / "config.yaml"
-    path.write_text(
-        f"""\
-state_dir: {tmp_path / "state"}
-timezone: Europe/Berlin
-team:
-  name: Acme Support
-  domains: [acme.example]
-  from: "Acme Support <support@acme.example>"
-mailboxes:
-  - name: support
-    host: {user.host}
-    port: {user.port}
-    security: none
-    username: {user.username}
-    password_env: E2E_IMAP_PASSWORD
-    folders: {{inbox: [INBOX], sent: [Sent]}}
-    poll_interval: 2s
-smtp:
-  host: {sink.host}
-  port: {sink.port}
-  security: none
-notices:
-  digest_window: 0s
-policies:
-  standard:
-    acknowledge: {{within: 1h}}
-    action_plan: {{within: 48h, warn_before: [24h, 4h]}}
-accounts:
-{accounts}http:
-  listen: 127.0.0.1:{port}
-""",
-        encoding="utf-8",
-    )
-    return path
+    """The first run's config with these accounts, a 2s poll and the page on ``port``."""
+    overrides = {
+        "accounts": [
+            {"name": name, "domains": [domain], "owner": owner}
+            for name, (domain, owner, _, _) in ACCOUNTS.items()
+        ],
+        "http": {"listen": f"127.0.0.1:{port}"},
+    }
+    mailbox = dataclasses.replace(support_mailbox(user), poll_interval="2s")
+    return _config_of_first_run(tmp_path, user, sink, overrides=overrides, mailbox=mailbox)
 
 
 def _until(condition: Callable[[], Any], what: str) -> Any:

@@ -132,7 +132,7 @@ def build_rig(
         dovecot.add_user(user.username, user.password)
         user = ImapUser(user.username, user.password, dovecot.host, dovecot.port)
         specs.append(
-            MailboxSpec(mailbox, user, idle=mailbox == "support", settings=mailbox_settings or {})
+            MailboxSpec(mailbox, user, idle=mailbox == "support", overrides=mailbox_settings or {})
         )
     state = state_dir or directory / "state"
     config = write_config(

@@ -35,8 +35,9 @@ from typing import Any
 
 import pytest
 
+from tests.configs import Replace, write_config
 from tests.conftest import ImapUser
-from tests.e2e.test_first_run import _cli
+from tests.e2e.test_first_run import _cli, support_mailbox
 from tests.servers.dovecot import DovecotServer
 from tests.servers.smtp_sink import SmtpSink
 
@@ -107,41 +108,23 @@ def test_automated_corpus_as_client_mail_gets_no_auto_ack(
                 refused.append(f"{label}: {exc}")
     finally:
         client.logout()
-    config = tmp_path / "config.yaml"
-    config.write_text(
-        f"""\
-state_dir: {tmp_path / "state"}
-team:
-  name: Acme Support
-  domains: [acme.example]
-  from: "Acme Support <support@acme.example>"
-mailboxes:
-  - name: support
-    host: {imap_user.host}
-    port: {imap_user.port}
-    security: none
-    username: {imap_user.username}
-    password_env: E2E_IMAP_PASSWORD
-    folders: {{inbox: [INBOX], sent: [Sent]}}
-smtp:
-  host: {smtp_sink.host}
-  port: {smtp_sink.port}
-  security: none
-policies:
-  standard:
-    acknowledge: {{within: 30d}}
-    action_plan: {{within: 60d}}
-accounts:
-  - name: Everyone
-    domains: [everyone.invalid]
-    owner: alice@acme.example
-default_account: Everyone
-ingest:
-  auto_ack_max_age: 3650d
-notices:
-  auto_ack_per_sender_per_day: 100000
-""",
-        encoding="utf-8",
+    overrides = {
+        "policies": Replace(
+            {"standard": {"acknowledge": {"within": "30d"}, "action_plan": {"within": "60d"}}}
+        ),
+        "accounts": [
+            {"name": "Everyone", "domains": ["everyone.invalid"], "owner": "alice@acme.example"}
+        ],
+        "default_account": "Everyone",
+        "ingest": {"auto_ack_max_age": "3650d"},
+        # The daemon's default digest window; the cap far above the corpus size.
+        "notices": {"digest_window": "5m", "auto_ack_per_sender_per_day": 100000},
+    }
+    config = write_config(
+        tmp_path / "config.yaml",
+        mailboxes=[support_mailbox(imap_user)],
+        sink=smtp_sink,
+        overrides=overrides,
     )
 
     result = _cli(config, imap_user, "run", "--once")

@@ -21,6 +21,7 @@ from structlog.testing import capture_logs
 from sla_daemon.app import build_service
 from sla_daemon.config import load_config
 from sla_daemon.service import SlaService
+from tests.configs import MailboxSpec, Replace, password_env, write_config
 from tests.conftest import ImapUser
 from tests.mailbuild import build_mail
 from tests.servers.dovecot import DovecotServer
@@ -28,9 +29,34 @@ from tests.servers.smtp_sink import ReceivedMail, SmtpSink
 
 pytestmark = pytest.mark.integration
 
-PASSWORD_ENV = "BRIEFING_IMAP_PASSWORD"
 ALICE, CAROL, FRANK = "alice@acme.example", "carol@acme.example", "frank@acme.example"
 TUESDAY_0759_BERLIN = datetime(2026, 11, 24, 6, 59, tzinfo=UTC)
+# Every notice goes out in the cycle that decides it (the builder's digest_window: 0s).
+OVERRIDES = {
+    "timezone": "America/New_York",
+    "calendars": {"office": {"timezone": "Europe/Berlin", "hours": {"mon-fri": ["09:00-18:00"]}}},
+    "policies": Replace(
+        {
+            "office": {
+                "calendar": "office",
+                "auto_ack": False,
+                "acknowledge": {"within": "4h", "warn_before": ["1h"]},
+                "action_plan": {"within": "16h", "warn_before": ["4h"]},
+            },
+            "round": {
+                "auto_ack": False,
+                "acknowledge": {"within": "1h"},
+                "action_plan": {"within": "48h", "warn_before": ["4h"]},
+            },
+        }
+    ),
+    "accounts": [
+        {"name": "Globex", "domains": ["globex.example"], "policy": "office", "owner": ALICE},
+        {"name": "Initech", "domains": ["initech.example"], "policy": "round", "owner": CAROL},
+        {"name": "Hooli", "domains": ["hooli.example"], "policy": "round", "owner": FRANK},
+    ],
+    "notices": {"briefing_at": "08:00"},
+}
 
 
 class MovableClock:
@@ -61,8 +87,8 @@ def _seed(server: DovecotServer, user: str) -> None:
     # Mon 10:00 Berlin: acknowledge (4 business hours) due Mon 14:00, late on Tuesday;
     # action plan (16 business hours) due Tue 17:00 Berlin, within Tuesday's working day.
     opened = "2026-11-23T09:00"
-    request = mail("g1@globex.example", "dana@globex.example", "Globex checkout", opened)
-    server.append(user, "INBOX", request, _utc(opened))
+    checkout = mail("g1@globex.example", "dana@globex.example", "Globex checkout", opened)
+    server.append(user, "INBOX", checkout, _utc(opened))
     # Initech, 24x7, plan 48h with a 4h warning: due Tue 16:00 UTC (3h after Carol's
     # 08:00: at risk) and Tue 20:00 UTC (15:00 in New York: due today).
     for number, opened in (("1", "2026-11-22T16:00"), ("2", "2026-11-22T20:00")):
@@ -91,52 +117,12 @@ def briefed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Any]:
     """``build(clock, dry_run=False)``: a service from the config; all closed after."""
-    monkeypatch.setenv(PASSWORD_ENV, imap_user.password)
+    mailbox = MailboxSpec("support", imap_user, idle=None, poll_interval=None)
+    for variable, password in password_env([mailbox]).items():
+        monkeypatch.setenv(variable, password)
     _seed(dovecot_server, imap_user.username)
-    path = tmp_path / "config.yaml"
-    path.write_text(
-        f"""\
-state_dir: {tmp_path / "state"}
-timezone: America/New_York
-team:
-  name: Acme Support
-  domains: [acme.example]
-  from: "Acme Support <support@acme.example>"
-mailboxes:
-  - name: support
-    host: {imap_user.host}
-    port: {imap_user.port}
-    security: none
-    username: {imap_user.username}
-    password_env: {PASSWORD_ENV}
-    folders: {{inbox: [INBOX], sent: [Sent]}}
-smtp:
-  host: {smtp_sink.host}
-  port: {smtp_sink.port}
-  security: none
-calendars:
-  office:
-    timezone: Europe/Berlin
-    hours: {{mon-fri: ["09:00-18:00"]}}
-policies:
-  office:
-    calendar: office
-    auto_ack: false
-    acknowledge: {{within: 4h, warn_before: [1h]}}
-    action_plan: {{within: 16h, warn_before: [4h]}}
-  round:
-    auto_ack: false
-    acknowledge: {{within: 1h}}
-    action_plan: {{within: 48h, warn_before: [4h]}}
-accounts:
-  - {{name: Globex, domains: [globex.example], policy: office, owner: {ALICE}}}
-  - {{name: Initech, domains: [initech.example], policy: round, owner: {CAROL}}}
-  - {{name: Hooli, domains: [hooli.example], policy: round, owner: {FRANK}}}
-notices:
-  briefing_at: "08:00"
-  digest_window: 0s  # every notice goes out in the cycle that decides it
-""",
-        encoding="utf-8",
+    path = write_config(
+        tmp_path / "config.yaml", mailboxes=[mailbox], sink=smtp_sink, overrides=OVERRIDES
     )
     built: list[SlaService] = []
 
@@ -159,7 +145,8 @@ def _briefings(sink: SmtpSink) -> list[ReceivedMail]:
 def _text(message: EmailMessage) -> str:
     body = message.get_body(("plain",))
     assert body is not None
-    return body.get_content()
+    content: str = body.get_content()
+    return content
 
 
 def test_one_briefing_per_owner_at_eight_in_their_zone_once_a_day(

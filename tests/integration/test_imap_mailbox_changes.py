@@ -7,6 +7,7 @@ team member who sets ``$ActionPlan`` on a reply in Sent after it was sent.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +23,7 @@ from sla_daemon.core.model import ConversationState
 from sla_daemon.evaluation import evaluate_conversations
 from sla_daemon.ports import FolderBatch, FolderCursor
 from sla_daemon.service import SlaService
+from tests.configs import MailboxSpec, Replace, password_env, write_config
 from tests.conftest import ImapUser
 from tests.mailbuild import build_mail
 from tests.servers.dovecot import DovecotServer
@@ -30,7 +32,13 @@ from tests.servers.sources import plain_imap_source
 
 pytestmark = pytest.mark.integration
 
-PASSWORD_ENV = "CHANGES_IMAP_PASSWORD"
+OVERRIDES = {
+    "policies": Replace(
+        {"standard": {"acknowledge": {"within": "1h"}, "action_plan": {"within": "48h"}}}
+    ),
+    "accounts": [{"name": "Globex", "domains": ["globex.example"], "owner": "alice@acme.example"}],
+    "notices": {"digest_window": "5m"},  # the daemon's default: team notices batched
+}
 
 
 def _mail(
@@ -70,39 +78,14 @@ def service_for(
 ) -> Iterator[Any]:
     """Build the daemon's service from a config file; sources and store closed after."""
     built: list[SlaService] = []
-    monkeypatch.setenv(PASSWORD_ENV, imap_user.password)
+    support = MailboxSpec("support", imap_user, idle=None, poll_interval=None)
+    for variable, password in password_env([support]).items():
+        monkeypatch.setenv(variable, password)
 
     def build(inbox: str = "INBOX") -> SlaService:
-        path = tmp_path / "config.yaml"
-        path.write_text(
-            f"""\
-state_dir: {tmp_path / "state"}
-team:
-  name: Acme Support
-  domains: [acme.example]
-  from: "Acme Support <support@acme.example>"
-mailboxes:
-  - name: support
-    host: {imap_user.host}
-    port: {imap_user.port}
-    security: none
-    username: {imap_user.username}
-    password_env: {PASSWORD_ENV}
-    folders: {{inbox: [{inbox}], sent: [Sent]}}
-smtp:
-  host: {smtp_sink.host}
-  port: {smtp_sink.port}
-  security: none
-policies:
-  standard:
-    acknowledge: {{within: 1h}}
-    action_plan: {{within: 48h}}
-accounts:
-  - name: Globex
-    domains: [globex.example]
-    owner: alice@acme.example
-""",
-            encoding="utf-8",
+        mailbox = dataclasses.replace(support, overrides={"folders": {"inbox": [inbox]}})
+        path = write_config(
+            tmp_path / "config.yaml", mailboxes=[mailbox], sink=smtp_sink, overrides=OVERRIDES
         )
         service = build_service(load_config(path))
         built.append(service)

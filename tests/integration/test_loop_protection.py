@@ -15,8 +15,10 @@ from typing import Any
 
 import pytest
 
+from tests import configs
+from tests.configs import Replace
 from tests.conftest import ImapUser
-from tests.e2e.test_first_run import OWNER, _cli
+from tests.e2e.test_first_run import OWNER, _cli, support_mailbox
 from tests.mailbuild import build_mail
 from tests.servers.dovecot import DovecotServer
 from tests.servers.smtp_sink import ReceivedMail, SmtpSink
@@ -27,43 +29,23 @@ SUPPORT = "Acme Support <support@acme.example>"
 HELPDESK = "helpdesk@outsourced.example"  # a team address outside the team domain
 
 
-def write_config(tmp_path: Path, user: ImapUser, sink: SmtpSink, extra: str = "") -> Path:
+def write_config(tmp_path: Path, user: ImapUser, sink: SmtpSink) -> Path:
     """One mailbox, the sink, account Globex; the team owns acme.example and HELPDESK."""
-    path = tmp_path / "config.yaml"
-    path.write_text(
-        f"""\
-state_dir: {tmp_path / "state"}
-team:
-  name: Acme Support
-  domains: [acme.example]
-  addresses: [{HELPDESK}]
-  from: "{SUPPORT}"
-mailboxes:
-  - name: support
-    host: {user.host}
-    port: {user.port}
-    security: none
-    username: {user.username}
-    password_env: E2E_IMAP_PASSWORD
-    folders: {{inbox: [INBOX], sent: [Sent]}}
-smtp:
-  host: {sink.host}
-  port: {sink.port}
-  security: none
-policies:
-  standard:
-    acknowledge: {{within: 1h}}
-    action_plan: {{within: 48h}}
-accounts:
-  - name: Globex
-    domains: [globex.example]
-    owner: {OWNER}
-ingest:
-  auto_ack_max_age: 1h
-{extra}""",
-        encoding="utf-8",
+    overrides = {
+        "team": {"addresses": [HELPDESK]},
+        "policies": Replace(
+            {"standard": {"acknowledge": {"within": "1h"}, "action_plan": {"within": "48h"}}}
+        ),
+        "accounts": [{"name": "Globex", "domains": ["globex.example"], "owner": OWNER}],
+        "ingest": {"auto_ack_max_age": "1h"},
+        "notices": {"digest_window": "5m"},  # the daemon's default: team notices batched
+    }
+    return configs.write_config(
+        tmp_path / "config.yaml",
+        mailboxes=[support_mailbox(user)],
+        sink=sink,
+        overrides=overrides,
     )
-    return path
 
 
 def run_once(config: Path, user: ImapUser) -> dict[str, Any]:

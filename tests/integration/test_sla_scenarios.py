@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,9 @@ from zoneinfo import ZoneInfo
 import holidays
 import pytest
 
+from tests.configs import Replace
 from tests.conftest import ImapUser
-from tests.e2e.test_first_run import LEAD, OWNER, _cli, _mail
+from tests.e2e.test_first_run import LEAD, OWNER, _cli, _config, _mail
 from tests.servers.dovecot import DovecotServer
 from tests.servers.smtp_sink import ReceivedMail, SmtpSink
 
@@ -38,51 +40,21 @@ def _write_config(
     tmp_path: Path,
     user: ImapUser,
     sink: SmtpSink,
-    policy: str,
-    extra: str = "",
+    policy: Mapping[str, Any],
+    extra: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write config.yaml with one mailbox, the sink, account Globex on ``policy``.
 
-    ``policy`` is the YAML body of ``policies.standard`` (indented by four spaces);
-    ``extra`` is appended at the top level (e.g. a ``calendars`` section).
+    ``policy`` is the whole of ``policies.standard``; ``extra`` is merged in at the top
+    level (e.g. a ``calendars`` section).
     """
-    path = tmp_path / "config.yaml"
-    path.write_text(
-        f"""\
-state_dir: {tmp_path / "state"}
-timezone: Europe/Berlin
-team:
-  name: Acme Support
-  domains: [acme.example]
-  from: "{SUPPORT}"
-mailboxes:
-  - name: support
-    host: {user.host}
-    port: {user.port}
-    security: none
-    username: {user.username}
-    password_env: E2E_IMAP_PASSWORD
-    folders: {{inbox: [INBOX], sent: [Sent]}}
-smtp:
-  host: {sink.host}
-  port: {sink.port}
-  security: none
-notices:
-  digest_window: 0s  # each run sends its team notices at once
-policies:
-  standard:
-{policy}
-accounts:
-  - name: Globex
-    domains: [globex.example]
-    owner: {OWNER}
-    escalate_to: [{LEAD}]
-ingest:
-  backfill: 60d
-{extra}""",
-        encoding="utf-8",
-    )
-    return path
+    # Each run sends its team notices at once (the builder's digest_window: 0s).
+    overrides = {
+        "policies": Replace({"standard": policy}),
+        "ingest": {"backfill": "60d"},
+        **(extra or {}),
+    }
+    return _config(tmp_path, user, sink, overrides=overrides)
 
 
 def _run_once(config: Path, user: ImapUser) -> None:
@@ -167,17 +139,21 @@ def test_business_calendar_friday_evening_mail_is_due_monday_morning(
         tmp_path,
         imap_user,
         smtp_sink,
-        "    calendar: office\n"
-        "    acknowledge: {within: 4h}\n"
-        "    action_plan: {within: 48h}\n"
-        "    auto_ack: false",
-        extra=(
-            "calendars:\n"
-            "  office:\n"
-            "    timezone: Europe/Berlin\n"
-            '    hours: {mon-fri: ["09:00-18:00"]}\n'
-            "    holidays: {country: DE}\n"
-        ),
+        {
+            "calendar": "office",
+            "acknowledge": {"within": "4h"},
+            "action_plan": {"within": "48h"},
+            "auto_ack": False,
+        },
+        extra={
+            "calendars": {
+                "office": {
+                    "timezone": "Europe/Berlin",
+                    "hours": {"mon-fri": ["09:00-18:00"]},
+                    "holidays": {"country": "DE"},
+                }
+            }
+        },
     )
 
     _run_once(config, imap_user)
@@ -265,7 +241,7 @@ def test_thanks_after_the_action_plan_opens_nothing_but_a_new_request_opens_cycl
         tmp_path,
         imap_user,
         smtp_sink,
-        "    acknowledge: {within: 1h}\n    action_plan: {within: 48h}",
+        {"acknowledge": {"within": "1h"}, "action_plan": {"within": "48h"}},
     )
 
     _run_once(config, imap_user)
@@ -333,7 +309,7 @@ def test_action_plan_keyword_set_a_day_later_stops_the_clock_at_the_reply_time(
         tmp_path,
         imap_user,
         smtp_sink,
-        "    acknowledge: {within: 1h}\n    action_plan: {within: 72h}",
+        {"acknowledge": {"within": "1h"}, "action_plan": {"within": "72h"}},
     )
 
     _run_once(config, imap_user)
@@ -393,9 +369,11 @@ def test_policy_change_recomputes_the_due_time_and_sends_nothing_twice(
         replied,
     )  # fmt: skip
 
-    def policy(within: str) -> str:
-        clocks = f"action_plan: {{within: {within}, warn_before: [24h]}}"
-        return f"    acknowledge: {{within: 1h}}\n    {clocks}"
+    def policy(within: str) -> dict[str, Any]:
+        return {
+            "acknowledge": {"within": "1h"},
+            "action_plan": {"within": within, "warn_before": ["24h"]},
+        }
 
     config = _write_config(tmp_path, imap_user, smtp_sink, policy("48h"))
     _run_once(config, imap_user)
@@ -467,7 +445,7 @@ def test_waiting_on_client_pause_moves_the_due_time_by_the_paused_time(
         tmp_path,
         imap_user,
         smtp_sink,
-        "    acknowledge: {within: 1h}\n    action_plan: {within: 48h}",
+        {"acknowledge": {"within": "1h"}, "action_plan": {"within": "48h"}},
     )
 
     _run_once(config, imap_user)

@@ -19,6 +19,7 @@ import structlog.testing
 from sla_daemon.app import build_service
 from sla_daemon.config import load_config
 from sla_daemon.service import CycleReport
+from tests.configs import MailboxSpec, Replace, write_config
 from tests.conftest import ImapUser
 from tests.mailbuild import build_mail
 from tests.servers.dovecot import DovecotServer
@@ -33,38 +34,34 @@ NOTICE_HEADERS = ("Auto-Submitted", "X-Auto-Response-Suppress", "X-SLA-Daemon", 
 
 def _config(tmp_path: Path, team: str, client: str, user: ImapUser, sink: SmtpSink) -> Path:
     """Team ``team``.example, whose only account is the domain ``client``.example."""
-    path = tmp_path / f"{team}.yaml"
-    path.write_text(
-        f"""\
-state_dir: {tmp_path / team / "state"}
-team:
-  name: Team {team.upper()}
-  domains: [{team}.example]
-  from: "Team {team.upper()} <support@{team}.example>"
-mailboxes:
-  - name: support
-    host: {user.host}
-    port: {user.port}
-    security: none
-    username: {user.username}
-    password_env: {team.upper()}_IMAP_PASSWORD
-    folders: {{inbox: [INBOX], sent: [Sent]}}
-smtp:
-  host: {sink.host}
-  port: {sink.port}
-  security: none
-policies:
-  standard:
-    acknowledge: {{within: 8h}}
-    action_plan: {{within: 48h}}
-accounts:
-  - name: {client.upper()} clients
-    domains: [{client}.example]
-    owner: lead@{team}.example
-""",
-        encoding="utf-8",
+    mailbox = MailboxSpec(
+        "support", user, idle=None, poll_interval=None, password_env=f"{team.upper()}_IMAP_PASSWORD"
     )
-    return path
+    overrides = {
+        "team": {
+            "name": f"Team {team.upper()}",
+            "domains": [f"{team}.example"],
+            "from": f"Team {team.upper()} <support@{team}.example>",
+        },
+        "policies": Replace(
+            {"standard": {"acknowledge": {"within": "8h"}, "action_plan": {"within": "48h"}}}
+        ),
+        "accounts": [
+            {
+                "name": f"{client.upper()} clients",
+                "domains": [f"{client}.example"],
+                "owner": f"lead@{team}.example",
+            }
+        ],
+        "notices": {"digest_window": "5m"},  # the daemon's default: team notices batched
+    }
+    return write_config(
+        tmp_path / f"{team}.yaml",
+        mailboxes=[mailbox],
+        sink=sink,
+        state_dir=tmp_path / team / "state",
+        overrides=overrides,
+    )
 
 
 @pytest.mark.parametrize("strip", [False, True], ids=["headers kept", "headers stripped"])

@@ -19,6 +19,7 @@ from structlog.testing import capture_logs
 from sla_daemon.app import build_service
 from sla_daemon.config import load_config
 from sla_daemon.service import SlaService
+from tests.configs import MailboxSpec, Replace, password_env, write_config
 from tests.conftest import ImapUser
 from tests.integration.test_briefing_delivery import MovableClock
 from tests.mailbuild import build_mail
@@ -27,9 +28,31 @@ from tests.servers.smtp_sink import ReceivedMail, SmtpSink
 
 pytestmark = pytest.mark.integration
 
-PASSWORD_ENV = "WEEKLY_IMAP_PASSWORD"
 LEAD, BOSS = "lead@acme.example", "boss@acme.example"
 MONDAY_0800_BERLIN = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
+OVERRIDES = {
+    "timezone": "UTC",
+    "policies": Replace(
+        {
+            "standard": {
+                "auto_ack": False,
+                "acknowledge": {"within": "1h"},
+                "action_plan": {"within": "48h"},
+            }
+        }
+    ),
+    "accounts": [
+        {
+            "name": "Globex",
+            "domains": ["globex.example"],
+            "policy": "standard",
+            "owner": "alice@acme.example",
+        }
+    ],
+    "reports": {"weekly": {"at": "mon 08:00", "to": [LEAD, BOSS], "timezone": "Europe/Berlin"}},
+    # The daemon's default digest window: only the report is due at once.
+    "notices": {"digest_window": "5m", "delivery": {"retry_first": "1m"}},
+}
 
 
 def _seed(server: DovecotServer, user: str) -> None:
@@ -57,42 +80,12 @@ def weekly(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Any]:
     """``build(clock)``: a service from the config; all closed after."""
-    monkeypatch.setenv(PASSWORD_ENV, imap_user.password)
+    mailbox = MailboxSpec("support", imap_user, idle=None, poll_interval=None)
+    for variable, password in password_env([mailbox]).items():
+        monkeypatch.setenv(variable, password)
     _seed(dovecot_server, imap_user.username)
-    path = tmp_path / "config.yaml"
-    path.write_text(
-        f"""\
-state_dir: {tmp_path / "state"}
-timezone: UTC
-team:
-  name: Acme Support
-  domains: [acme.example]
-  from: "Acme Support <support@acme.example>"
-mailboxes:
-  - name: support
-    host: {imap_user.host}
-    port: {imap_user.port}
-    security: none
-    username: {imap_user.username}
-    password_env: {PASSWORD_ENV}
-    folders: {{inbox: [INBOX], sent: [Sent]}}
-smtp:
-  host: {smtp_sink.host}
-  port: {smtp_sink.port}
-  security: none
-policies:
-  standard:
-    auto_ack: false
-    acknowledge: {{within: 1h}}
-    action_plan: {{within: 48h}}
-accounts:
-  - {{name: Globex, domains: [globex.example], policy: standard, owner: alice@acme.example}}
-reports:
-  weekly: {{at: "mon 08:00", to: [{LEAD}, {BOSS}], timezone: Europe/Berlin}}
-notices:
-  delivery: {{retry_first: 1m}}
-""",
-        encoding="utf-8",
+    path = write_config(
+        tmp_path / "config.yaml", mailboxes=[mailbox], sink=smtp_sink, overrides=OVERRIDES
     )
     built: list[SlaService] = []
 
