@@ -13,10 +13,13 @@ the last ten days. It measures, in one run:
 - **baseline**: a loop that builds one dict per message of every conversation (what any
   pass over the same data costs at least, in this interpreter on this machine);
 - **full pass**: ``engine.evaluate`` of every conversation (a daemon's first cycle, a
-  start or a reload); target <= 1 s for 100,000;
+  start or a reload), cold: every message is judged afresh (nothing the engine keeps per
+  message object has been worked out yet), with the collector settings the daemon's own
+  full pass uses (``collections_pause.fewer_collections``); target <= 1 s for 100,000;
 - **incremental cycle**: ``EvaluationCache.refresh`` of the same conversations after the
   full one, at a time when 1% of them changed and nothing else is due (what a cycle
-  with new mail costs).
+  with new mail costs); the changed conversations are fresh message objects, as the
+  store hands them out on every read.
 
 Nothing here asserts: every figure is printed with its baseline or target and a ratio.
 """
@@ -38,6 +41,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import TEAM_DOMAIN, accounts_yaml, banner, client_domains, config_head  # noqa: E402
+from sla_daemon.collections_pause import fewer_collections  # noqa: E402
 from sla_daemon.config import load_config  # noqa: E402
 from sla_daemon.core.engine import evaluate  # noqa: E402
 from sla_daemon.core.model import (  # noqa: E402
@@ -206,8 +210,9 @@ def baseline(histories: dict[str, list[MessageFacts]]) -> float:
 
 
 def full_pass(histories: dict[str, list[MessageFacts]], rules: Rules) -> list[Evaluation]:
-    """``evaluate`` of every conversation at NOW."""
-    return [evaluate(cid, history, rules, {}, NOW) for cid, history in histories.items()]
+    """``evaluate`` of every conversation at NOW, as the daemon's full pass runs it."""
+    with fewer_collections():
+        return [evaluate(cid, history, rules, {}, NOW) for cid, history in histories.items()]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -222,10 +227,13 @@ def main(argv: list[str] | None = None) -> int:
     messages = sum(len(h) for h in histories.values())
     base = min(baseline(histories) for _ in range(2))
     if args.profile is not None:
-        cProfile.runctx("full_pass(histories, rules)", globals(), locals(), str(args.profile))
-    started = time.perf_counter()
+        # On a copy: the timed pass below must not find any message already judged.
+        fresh = conversations(args.conversations)
+        cProfile.runctx("full_pass(fresh, rules)", globals(), locals(), str(args.profile))
+        del fresh
+    started, cpu_started = time.perf_counter(), time.process_time()
     evaluations = full_pass(histories, rules)
-    full = time.perf_counter() - started
+    full, full_cpu = time.perf_counter() - started, time.process_time() - cpu_started
     states: dict[str, int] = {}
     for evaluation in evaluations:
         states[evaluation.status.state.value] = states.get(evaluation.status.state.value, 0) + 1
@@ -234,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     cache = EvaluationCache()
     reader = MemoryReader(histories)
     cache.refresh(reader, rules, NOW)
+    reader.histories = conversations(args.conversations)  # what a store read hands out: new objects
     reader.changed = list(histories)[::100]
     later = NOW + timedelta(seconds=1)
     started = time.perf_counter()
@@ -253,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
         f"full pass (evaluate every conversation) {full:8.3f} s  {full / base:6.1f}x baseline  "
         f"{count / full:,.0f} conversations/s  (target <= {TARGET_SECONDS:g} s: {verdict})"
     )
+    # On a shared machine the wall time counts other jobs too; the CPU time does less so.
+    print(f"full pass, CPU time of this process   {full_cpu:8.3f} s")
     print(
         f"incremental cycle, {len(refreshed.evaluated):,} changed  {incremental:8.3f} s  "
         f"{incremental / base:6.2f}x baseline"

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from datetime import datetime
 
 from sla_daemon.adapters.store import Store
+from sla_daemon.collections_pause import fewer_collections
 from sla_daemon.core.engine import evaluate
 from sla_daemon.core.model import ConversationStatus, Evaluation, MessageFacts, Rules
 
@@ -25,7 +26,8 @@ def _evaluated(
 
 def evaluate_all(store: Store, rules: Rules, now: datetime) -> list[Evaluation]:
     """Evaluate every stored conversation at ``now``; reads the store, writes nothing."""
-    return [evaluation for evaluation, _ in _evaluated(store, rules, now)]
+    with fewer_collections():
+        return [evaluation for evaluation, _ in _evaluated(store, rules, now)]
 
 
 def evaluate_conversations(store: Store, rules: Rules, now: datetime) -> list[ConversationStatus]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from sla_daemon.collections_pause import fewer_collections
 from sla_daemon.core.aftercare import AccountContact, account_contacts, check_in_evaluations
 from sla_daemon.core.engine import evaluate
 from sla_daemon.core.model import Evaluation, MessageFacts, Rules, SentNotice
@@ -75,15 +76,16 @@ class EvaluationCache:
         else:
             wanted = reader.conversation_ids()
         evaluated: list[tuple[datetime, str, Evaluation]] = []
-        for conversation_id in wanted:
-            messages = reader.conversation_messages(conversation_id)
-            if not messages:  # merged into another conversation
-                self._forget(conversation_id)
-                continue
-            notices = reader.notices_for(conversation_id)
-            evaluation = evaluate(conversation_id, messages, rules, notices, now)
-            self._keep(conversation_id, evaluation, messages, rules, now)
-            evaluated.append((messages[0].arrived_at, conversation_id, evaluation))
+        with fewer_collections():
+            for conversation_id in wanted:
+                messages = reader.conversation_messages(conversation_id)
+                if not messages:  # merged into another conversation
+                    self._forget(conversation_id)
+                    continue
+                notices = reader.notices_for(conversation_id)
+                evaluation = evaluate(conversation_id, messages, rules, notices, now)
+                self._keep(conversation_id, evaluation, messages, rules, now)
+                evaluated.append((messages[0].arrived_at, conversation_id, evaluation))
         if evaluated or not self._complete:
             self._account_view = None
         self._complete = True

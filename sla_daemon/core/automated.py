@@ -200,6 +200,36 @@ def detect_automated(facts: MessageFacts) -> AutomatedVerdict:
       phrases ("is out of the office") count only when subject and body both carry one,
       because a client may well mention being away in a real request.
     """
+    # A verdict depends on the message alone: judged once per message object and kept.
+    known: AutomatedVerdict | None = facts.__dict__.get("_automated_verdict")
+    if known is None:
+        known = _PERSON if _plainly_personal(facts) else _judge(facts)
+        facts.__dict__["_automated_verdict"] = known
+    return known
+
+
+_PERSON = AutomatedVerdict(None, ())
+
+
+def _plainly_personal(facts: MessageFacts) -> bool:
+    """True when no signal can be present; False means "look at every signal".
+
+    A cheap screen for the common case (mail a person wrote): one look each at headers,
+    sender, subject and body, each at least as wide as the signals it stands for.
+    """
+    if facts.sender is None or facts.content_type == "multipart/report":
+        return False
+    if facts.headers and not _SIGNAL_HEADERS.isdisjoint(facts.first_headers):
+        return False
+    local, _, domain = facts.sender.email.rpartition("@")
+    if _ANY_SENDER.match(local) or domain.endswith(_CHALLENGE_SUFFIXES):
+        return False
+    if _ANY_SUBJECT.search(facts.subject):
+        return False
+    return _SNS_NOTIFICATION.search(facts.body_text[:4000]) is None
+
+
+def _judge(facts: MessageFacts) -> AutomatedVerdict:
     signals = _signals(facts)
     strong = [signal for signal in signals if not signal.weak]
     deciding = strong or signals
@@ -211,6 +241,40 @@ def detect_automated(facts: MessageFacts) -> AutomatedVerdict:
     if facts.sender is None:
         reasons += ("no sender address",)
     return AutomatedVerdict(kind, reasons)
+
+
+# The screen's wider nets: every header a signal reads, every sender and subject pattern.
+_SIGNAL_HEADERS = frozenset(
+    (
+        NOTICE_HEADER,
+        "auto-submitted",
+        "precedence",
+        "return-path",
+        *(name for name, _, _ in _NAMED_HEADERS),
+        *_CHALLENGE_HEADERS,
+    )
+)
+# Each challenge domain and its subdomains ("boxbe.com" ends with itself).
+_CHALLENGE_SUFFIXES = _CHALLENGE_DOMAINS + tuple("." + d for d in _CHALLENGE_DOMAINS)
+_ANY_SENDER = re.compile(
+    "|".join(f"(?:{pattern.pattern})" for pattern, _ in _SENDER_KINDS), re.IGNORECASE
+)
+# Searched, not matched: the prefix patterns start with ``^`` (the start of the subject),
+# an away phrase or a word about delivery (a witness for body text) may be anywhere.
+_ANY_SUBJECT = re.compile(
+    "|".join(
+        f"(?:{p.pattern})"
+        for p in (
+            _COMPLAINT_SUBJECT,
+            _BOUNCE_SUBJECT,
+            _AUTO_REPLY_SUBJECT,
+            _LOTUS_AUTO_SUBJECT,
+            _AWAY_PHRASE,
+            _DELIVERY_WORD,
+        )
+    ),
+    re.IGNORECASE,
+)
 
 
 def _signals(facts: MessageFacts) -> list[_Signal]:

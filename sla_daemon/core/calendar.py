@@ -41,10 +41,14 @@ class AlwaysOpen:
         return end - start
 
 
+ALWAYS_OPEN = AlwaysOpen()
+"""The one ``24x7`` calendar (it holds nothing, so every policy can share it)."""
+
+
 def calendar_named(name: str, calendars: Mapping[str, Calendar] | None = None) -> Calendar:
     """Return the calendar a policy names: ``24x7`` (always there) or one of ``calendars``."""
     if name == "24x7":
-        return AlwaysOpen()
+        return ALWAYS_OPEN
     if calendars is not None and name in calendars:
         return calendars[name]
     raise KeyError(name)
@@ -260,6 +264,8 @@ def _wall(midnight: datetime, minutes: int) -> datetime:
 
 
 def _utc(moment: datetime) -> datetime:
+    if moment.tzinfo is UTC:  # the common case (stored times are UTC): nothing to convert
+        return moment
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"a calendar needs a time with a time zone, got {moment.isoformat()}")
     return moment.astimezone(UTC)

@@ -61,6 +61,29 @@ def _parent_domains(domain: str) -> Iterator[str]:
 
 def is_team_address(email: str, rules: Rules) -> bool:
     """True when ``email`` belongs to the team (a team address or domain)."""
+    # Asked for every sender and recipient of every message: kept per address for the
+    # configuration ``rules`` stands for (a new configuration starts an empty memo).
+    memo = rules.address_lookup.memo
+    key = ("team", email)
+    known = memo.get(key)
+    if known is None:
+        known = _is_team_address(email, rules)
+        _remember(memo, key, known)
+    return known is True
+
+
+MEMO_LIMIT = 50_000
+"""Verdicts kept per configuration at most (a few MB); past it the memo starts over."""
+
+
+def _remember(memo: dict[object, object], key: object, value: object) -> None:
+    """Keep ``value`` in ``memo``; a daemon that meets ever new addresses stays bounded."""
+    if len(memo) >= MEMO_LIMIT:
+        memo.clear()
+    memo[key] = value
+
+
+def _is_team_address(email: str, rules: Rules) -> bool:
     email = email.lower()
     lookup = rules.address_lookup
     if email in lookup.team_addresses or email == rules.team.from_address.email:
@@ -91,6 +114,9 @@ def account_for_address(email: str, rules: Rules) -> Account | None:
     return None
 
 
+_NO_SENDER = Classification(Role.AUTOMATED, None, "no sender address")
+
+
 def classify(facts: MessageFacts, rules: Rules) -> Classification:
     """Decide whether ``facts`` was written by a client, the team, a machine, or other."""
     verdict = detect_automated(facts)
@@ -98,16 +124,28 @@ def classify(facts: MessageFacts, rules: Rules) -> Classification:
         return Classification(Role.AUTOMATED, None, verdict.describe())
     if facts.sender is None:
         # Nobody to answer and nobody to attribute the mail to: it opens nothing.
-        return Classification(Role.AUTOMATED, None, "no sender address")
-    if is_team_address(facts.sender.email, rules):
-        client = client_recipient(facts, rules)
+        return _NO_SENDER
+    sender = facts.sender.email
+    # A person's verdict depends only on the sender (and, for the team, on the client it
+    # writes to) under this configuration: worked out once per address and kept.
+    client = client_recipient(facts, rules) if is_team_address(sender, rules) else None
+    memo = rules.address_lookup.memo
+    key = ("verdict", sender, client)
+    known = memo.get(key)
+    if isinstance(known, Classification):
+        return known
+    made = _classify_person(sender, client, rules)
+    _remember(memo, key, made)
+    return made
+
+
+def _classify_person(sender: str, client: str | None, rules: Rules) -> Classification:
+    if is_team_address(sender, rules):
         account = account_for_address(client, rules) if client else None
-        return Classification(Role.TEAM, account, f"team sender {facts.sender.email}")
-    account = account_for_address(facts.sender.email, rules)
+        return Classification(Role.TEAM, account, f"team sender {sender}")
+    account = account_for_address(sender, rules)
     if account is None:
-        return Classification(
-            Role.OTHER, None, f"{facts.sender.email} belongs to no configured account"
-        )
+        return Classification(Role.OTHER, None, f"{sender} belongs to no configured account")
     return Classification(Role.CLIENT, account, f"client of account {account.name}")
 
 

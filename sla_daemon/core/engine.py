@@ -61,7 +61,7 @@ class _Cycle:
     paused_since: datetime | None = None
     pauses: list[tuple[datetime, datetime]] = field(default_factory=list)
     auto_ack_seen_at: datetime | None = None
-    courtesies: list[MessageFacts] = field(default_factory=list)
+    courtesies: list[Note] = field(default_factory=list)
     trail: Trail = field(default_factory=Trail)
 
     @property
@@ -90,7 +90,7 @@ def _cycles(messages: Sequence[MessageFacts], rules: Rules, ignored: list[Note])
                 # "Thanks, that works!" neither opens a cycle nor answers a question the
                 # team is waiting on; it is kept for the ledger.
                 if current is not None:
-                    current.courtesies.append(facts)
+                    current.courtesies.append(note(facts, courtesy))
                 continue
             if current is None or current.action_plan_at is not None:
                 cycles.append(_Cycle(len(cycles) + 1, facts, verdict.account))
@@ -119,8 +119,10 @@ def _cycles(messages: Sequence[MessageFacts], rules: Rules, ignored: list[Note])
 
 def _is_our_auto_ack_of(facts: MessageFacts, opening: MessageFacts) -> bool:
     """Whether ``facts`` is the auto-ack we sent in reply to ``opening``."""
-    kind = (facts.header(NOTICE_HEADER) or "").strip().lower()
-    return kind == NoticeKind.AUTO_ACK.value and facts.in_reply_to == opening.message_id
+    if facts.in_reply_to != opening.message_id:
+        return False
+    kind = (facts.first_headers.get(NOTICE_HEADER) or "").strip().lower()
+    return kind == NoticeKind.AUTO_ACK.value
 
 
 def _breached(stopped_at: datetime | None, due_at: datetime, now: datetime) -> bool:

@@ -18,7 +18,6 @@ from enum import StrEnum
 from typing import Protocol
 
 from sla_daemon.core.calendar import Calendar
-from sla_daemon.core.classify import courtesy_reason
 from sla_daemon.core.model import (
     Account,
     AcknowledgedBy,
@@ -154,7 +153,8 @@ class CycleView(Protocol):
     action_plan_at: datetime | None
     paused_since: datetime | None
     pauses: list[tuple[datetime, datetime]]
-    courtesies: list[MessageFacts]
+    courtesies: list[Note]
+    """The cycle's courtesy replies, each with why it is one."""
     trail: Trail
 
     @property
@@ -205,8 +205,10 @@ def cycle_ledger(
     if ack.stopped_at is not None:
         ack_segments.append(_ack_stop(cycle.trail, ack.stopped_at, acknowledged_by, auto_ack_key))
     counted = calendar.elapsed(opening.arrived_at, ack.stopped_at or now)
-    ack_ledger = _clock(ack, policy, ack_segments, counted, timedelta(0), now)
-    closed = sum((calendar.elapsed(p, r) for p, r in cycle.pauses), timedelta(0))
+    ack_ledger = _clock(ack, policy, ack_segments, counted, _ZERO, now)
+    closed = (
+        sum((calendar.elapsed(p, r) for p, r in cycle.pauses), _ZERO) if cycle.pauses else _ZERO
+    )
     paused = closed
     ends = [now]
     if cycle.paused_since is not None:
@@ -219,11 +221,13 @@ def cycle_ledger(
         plan_segments.append(cycle.trail.action_plan)
     counted = calendar.elapsed(opening.arrived_at, min(ends)) - closed
     plan_ledger = _clock(plan, policy, plan_segments, counted, paused, now)
-    rule = rules.markers.courtesy
-    courtesies = tuple(note(c, courtesy_reason(c, rule) or "courtesy") for c in cycle.courtesies)
+    courtesies = tuple(cycle.courtesies)
     return CycleLedger(
         cycle.number, opening.message_id, opening.arrived_at, (ack_ledger, plan_ledger), courtesies
     )
+
+
+_ZERO = timedelta(0)
 
 
 def _ack_stop(trail: Trail, at: datetime, by: AcknowledgedBy | None, auto_ack_key: str) -> Segment:

@@ -77,13 +77,18 @@ class MessageFacts:
         """Return the first value of header ``name`` (case-insensitive), or None."""
         return self.first_headers.get(name.lower())
 
-    @cached_property
+    @property
     def first_headers(self) -> dict[str, str]:
         """Each header's first value by lower-case name (built once: the engine asks ~20)."""
-        first: dict[str, str] = {}
-        for key, value in self.headers:
-            first.setdefault(key, value)
-        return first
+        # Kept in the instance's __dict__ by hand: functools.cached_property takes a lock
+        # shared by every instance, which costs more than building this small dict.
+        known: dict[str, str] | None = self.__dict__.get("_first_headers")
+        if known is None:
+            known = {}
+            for key, value in self.headers:
+                known.setdefault(key, value)
+            self.__dict__["_first_headers"] = known
+        return known
 
     @property
     def recipients(self) -> tuple[Address, ...]:
@@ -240,6 +245,9 @@ class AddressLookup:
     """Each address to the first account that names it."""
     account_by_domain: dict[str, tuple[int, Account]]
     """Each domain to the first account that names it, with that account's position."""
+    memo: dict[object, object] = field(default_factory=dict, compare=False, repr=False)
+    """What ``core.classify`` already worked out per address under this configuration;
+    a new configuration builds new ``Rules`` and so starts with an empty memo."""
 
     @classmethod
     def of(cls, team: Team, accounts: tuple[Account, ...]) -> AddressLookup:
