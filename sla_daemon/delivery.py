@@ -7,8 +7,10 @@ The outbox decides and renders; this module gets the mail to each recipient:
   hold everything but breaches until they end. Held deliveries are stored ``held`` with
   the time they are due.
 - *Batching.* When a recipient has several team notices due at once (and batching is on),
-  they go out as ONE batch mail with its own deterministic Message-ID; each delivery in
-  it is marked sent by it. A single due notice goes out as it was rendered.
+  they go out as ONE batch mail with its own deterministic Message-ID, recorded with the
+  deliveries it carries before it is sent and sent as recorded until it settles
+  (``delivery_batches``); each delivery in it is marked sent by it. A single due notice
+  goes out as it was rendered.
 - *Failures.* A server reply or connection problem that may pass (4xx, 421, refused or
   reset connections, timeouts) is retried after ``retry_first``, doubling up to
   ``retry_max``, until ``give_up_after`` after the decision; then, or on a permanent
@@ -34,6 +36,7 @@ from sla_daemon.adapters.store import Store
 from sla_daemon.adapters.store_deliveries import Delivery
 from sla_daemon.config_notices import NoticesConfig
 from sla_daemon.core.model import NoticeKind
+from sla_daemon.delivery_batches import BatchDelivery, record_batch
 from sla_daemon.errors import PermanentError, StateWriteError, TransientError
 from sla_daemon.ports import BatchedNotice, NoticeSender
 from sla_daemon.quiet_hours import QuietHours
@@ -149,11 +152,6 @@ def batched_notice(delivery: Delivery) -> BatchedNotice:
     return BatchedNotice(delivery.key, delivery.kind, str(message["Subject"] or ""), text)
 
 
-def batch_key(recipient: str, deliveries: Sequence[Delivery]) -> str:
-    """A batch's key: the same recipient and first notice give the same Message-ID."""
-    return f"batch|{recipient}|{deliveries[0].key}"
-
-
 class NoticeDelivery:
     """Delivers what the outbox holds; see the module docstring."""
 
@@ -179,7 +177,11 @@ class NoticeDelivery:
         tally = DeliveryTally()
         self._catch_up()
         due: list[Delivery] = []
+        recorded: dict[str, None] = {}  # batches recorded earlier, to send as recorded
         for delivery in self.store.open_deliveries(now):
+            if delivery.via is not None:
+                recorded[delivery.via] = None
+                continue
             until = hold_until(delivery, now, self.settings)
             if until is not None and until > now:
                 with self.store.transaction():
@@ -194,6 +196,8 @@ class NoticeDelivery:
                 )
                 continue
             due.append(delivery)
+        for key in recorded:
+            self._batches().resend(key, now, tally)
         due += self._joining(due, now)
         singles, batches = self._group(due)
         for recipient, grouped in batches.items():
@@ -223,7 +227,7 @@ class NoticeDelivery:
                     and held.kind is not NoticeKind.BREACH
                     and quiet.until(now) is not None
                 )
-                if held.kind in UNBATCHED_KINDS:
+                if held.kind in UNBATCHED_KINDS or held.via is not None:
                     continue
                 if (held.key, recipient) not in taken and in_window and not kept_quiet:
                     joining.append(held)
@@ -288,38 +292,20 @@ class NoticeDelivery:
     def _send_batch(
         self, recipient: str, deliveries: list[Delivery], now: datetime, tally: DeliveryTally
     ) -> None:
-        """Send several notices to ``recipient`` as one mail; each is marked sent by it."""
+        """Record several notices to ``recipient`` as one batch mail, then send it."""
         assert self.batch_renderer is not None  # batches are only formed with a renderer
-        key = batch_key(recipient, deliveries)
-        message = self.batch_renderer.render_batch(
-            key, recipient, [batched_notice(d) for d in deliveries], now
-        )
-        try:
-            refused = self.sender.send(message, [recipient])
-        except (TransientError, PermanentError) as exc:
-            tally.mails_failed += 1
-            with self.store.transaction():
-                for delivery in deliveries:
-                    self._failed(delivery, exc, now, tally)
-            return
-        tally.mails_sent += 1
+        notices = [batched_notice(d) for d in deliveries]
+        batch = record_batch(self.store, self.batch_renderer, deliveries, notices, now)
+        self._batches().send(batch, deliveries, now, tally)
 
-        def record() -> None:
-            for delivery in deliveries:
-                if recipient in refused:
-                    code, text = refused[recipient]
-                    self._refused(delivery, code, text, now, tally)
-                    continue
-                self.store.mark_delivered(delivery.key, recipient, now, key)
-                tally.count(delivery.kind, "sent")
-
-        self._record_sent(record)
-        log.info(
-            "notice.batch_sent",
-            key=key,
-            recipient=recipient,
-            notices=[d.key for d in deliveries],
-            message_id=str(message["Message-ID"]),
+    def _batches(self) -> BatchDelivery:
+        """Sending recorded batch mails, with this delivery's settings and records."""
+        return BatchDelivery(
+            store=self.store,
+            sender=self.sender,
+            settings=self.settings,
+            backoff=retry_wait,
+            record_sent=self._record_sent,
         )
 
     def _record_sent(self, record: Callable[[], None]) -> None:

@@ -183,5 +183,25 @@ MIGRATIONS: tuple[str, ...] = (
         INSERT INTO changed_conversations (conversation_id) VALUES (NEW.conversation_id);
     END;
     """,
+    # 7: recorded batch mails. A batch mail (several team notices for one recipient) is
+    # stored rendered, with its Message-ID, in the transaction that assigns its deliveries
+    # to it: their via names it from then on, while they are still open. Every attempt,
+    # after a retry or a restart, sends those bytes; state is pending until the server
+    # accepts it (sent) or its deliveries fail for good (failed); attempts counts the
+    # tries, for the backoff. No open delivery has a via before this migration (it was
+    # set only when a batch was sent), so every one found later names a recorded batch.
+    """
+    CREATE TABLE IF NOT EXISTS batches (
+        key TEXT PRIMARY KEY,
+        recipient TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'failed')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        recorded_at TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS deliveries_by_batch ON deliveries (via)
+        WHERE state IN ('pending', 'held');
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

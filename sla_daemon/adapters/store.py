@@ -2,7 +2,7 @@
 
 It holds the sync cursors, every message seen (as ``MessageFacts``), the Message-ID links
 that thread them into conversations, the quarantine of unreadable mail, the outbox and
-each recipient's delivery.
+each recipient's delivery, and each batch mail, recorded before it is sent.
 The schema is versioned with ``PRAGMA user_version`` and migrated forward on open. Each
 unit of work (one fetched batch, one decision, one send) is one transaction.
 """
@@ -18,6 +18,7 @@ from pathlib import Path
 
 from sla_daemon.adapters.schema import MIGRATIONS, SCHEMA_VERSION
 from sla_daemon.adapters.store_base import iso_utc
+from sla_daemon.adapters.store_batches import BatchRecords
 from sla_daemon.adapters.store_changes import ChangeRecords
 from sla_daemon.adapters.store_deliveries import DeliveryRecords
 from sla_daemon.adapters.store_errors import state_errors
@@ -55,7 +56,14 @@ class SchemaTooOldError(StateDatabaseError):
     exit_status = EX_STATE_BUSY
 
 
-class Store(MessageRecords, OutboxRecords, DeliveryRecords, AutoAckLimitRecords, ChangeRecords):
+class Store(
+    MessageRecords,
+    OutboxRecords,
+    DeliveryRecords,
+    BatchRecords,
+    AutoAckLimitRecords,
+    ChangeRecords,
+):
     """The SQLite state database. Open one per process; not shared across threads."""
 
     def __init__(self, path: Path, *, readonly: bool = False) -> None:

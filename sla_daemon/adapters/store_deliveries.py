@@ -62,6 +62,13 @@ class DeliveryRecords(Tables):
             (recipient,),
         )
 
+    def batch_deliveries(self, batch_key: str) -> list[Delivery]:
+        """The open deliveries a recorded batch carries, by decision."""
+        return self._deliveries(
+            "WHERE d.via = ? AND d.state IN ('pending', 'held') ORDER BY o.decided_at, d.key",
+            (batch_key,),
+        )
+
     def deliveries(self, key: str | None = None) -> list[Delivery]:
         """Every delivery (of notice ``key`` when given), by decision and recipient."""
         if key is None:
