@@ -81,16 +81,21 @@ class Daemon:
         self._reload_requested = False
         self._stopping = False
         self._runner: Runner | None = None
+        self.signals_received: list[int] = []
+        """Signals the handlers took, logged by the loop (a handler must not log)."""
 
     def install_signal_handlers(self) -> None:
         """SIGTERM/SIGINT stop, SIGHUP reloads (main thread only, as Python requires)."""
 
+        # The handlers only set flags and wake the loop, which logs the signal: a handler
+        # runs between two bytecodes of the main thread, maybe while it holds the log
+        # stream's lock, and logging there would wait for itself forever.
         def _stop(signum: int, frame: FrameType | None) -> None:
-            log.info("runner.signal", signal=signal.Signals(signum).name)
+            self.signals_received.append(signum)
             self.stop()
 
         def _reload(signum: int, frame: FrameType | None) -> None:
-            log.info("runner.signal", signal=signal.Signals(signum).name)
+            self.signals_received.append(signum)
             self.request_reload()
 
         signal.signal(signal.SIGTERM, _stop)
@@ -172,6 +177,8 @@ class Daemon:
                 runner.wait_after(first)
                 first = None
             runner.run()
+            runner.close()
+            self._log_signals()
             if self._stopping or not self._reload_requested:
                 break
             self._reload_requested = False
@@ -179,6 +186,12 @@ class Daemon:
         self.notifier.stopping()
         service.close()
         return 0
+
+    def _log_signals(self) -> None:
+        """Log the signals the handlers recorded since the last time."""
+        while self.signals_received:
+            signum = self.signals_received.pop(0)
+            log.info("runner.signal", signal=signal.Signals(signum).name)
 
     def _reloaded(self, service: SlaService) -> SlaService:
         """The service built from the re-read configuration, or ``service`` when invalid."""

@@ -22,6 +22,7 @@ from sla_daemon.clock import Clock, SystemClock
 from sla_daemon.errors import StateWriteError
 from sla_daemon.ports import ServiceNotifier
 from sla_daemon.service import CycleReport
+from sla_daemon.waker import Waker
 
 log = structlog.get_logger(__name__)
 
@@ -54,7 +55,8 @@ class Runner:
         """Whether the last cycle ended normally (it may still report a mailbox down)."""
         self.ready_sent = False
         """Whether READY=1 was sent (once per process; a reload sends its own)."""
-        self._wake = threading.Event()
+        self._wake = Waker()
+        self._stop_requested = False
 
     def one_iteration(self) -> CycleReport | None:
         """Run one cycle; return its report, or None when it failed unexpectedly."""
@@ -98,9 +100,9 @@ class Runner:
     def run(self) -> None:
         """Loop until ``stop`` is called (or ``stop_event`` is set and ``wake`` called)."""
         log.info("runner.started", interval_seconds=self.interval.total_seconds())
-        while not self.stop_event.is_set():
+        while not self.stopping():
             report = self.one_iteration()
-            if self.stop_event.is_set():
+            if self.stopping():
                 break
             self.wait_after(report)
         log.info("runner.stopped", iterations=self.iterations)
@@ -124,7 +126,7 @@ class Runner:
             if self.notifier is not None and self.healthy:
                 self.notifier.watchdog()
         self._wake.clear()
-        if woken and not self.stop_event.is_set():
+        if woken and not self.stopping():
             log.debug("runner.woken")
 
     def wake(self) -> None:
@@ -132,9 +134,23 @@ class Runner:
         self._wake.set()
 
     def stop(self) -> None:
-        """Ask the loop to finish after the current cycle; safe from a signal handler."""
-        self.stop_event.set()
+        """Ask the loop to finish after the current cycle; safe from a signal handler.
+
+        Takes no lock (see ``sla_daemon.waker``): the loop sets ``stop_event``, which the
+        watcher threads follow, when it next looks.
+        """
+        self._stop_requested = True
         self._wake.set()
+
+    def close(self) -> None:
+        """Release the wake-up channel once the loop has ended."""
+        self._wake.close()
+
+    def stopping(self) -> bool:
+        """Whether the loop is to end; passes a ``stop`` request on to ``stop_event``."""
+        if self._stop_requested and not self.stop_event.is_set():
+            self.stop_event.set()
+        return self.stop_event.is_set()
 
 
 def cycle_status(report: CycleReport, clock: Clock) -> str:
