@@ -198,6 +198,16 @@ class Daemon:
         self.notifier.reloading()
         try:
             config = self.load_config(self.config_path)
+            if config.state_dir != self.config.state_dir:
+                # This process holds the lock of the old directory only; another daemon
+                # could be running on the new one.
+                raise ConfigError(
+                    [
+                        f"state_dir: changed from {self.config.state_dir} to "
+                        f"{config.state_dir}; the state directory changes only with a "
+                        "restart (stop, move the database, start)"
+                    ]
+                )
             new_service = self.build_service(config)
         except ConfigError as exc:
             for problem in exc.problems:

@@ -35,6 +35,8 @@ def test_sighup_applies_a_valid_config_and_keeps_running_on_an_invalid_one(
 ) -> None:
     """A reload connects a new mailbox; a broken file is logged with its line and ignored.
 
+    A file that moves ``state_dir`` is refused too: the lock is on the old directory.
+
     No notice is sent twice across the reloads, and SIGTERM still ends the daemon with 0.
     """
     config = _config(tmp_path, imap_user, smtp_sink)
@@ -74,6 +76,14 @@ smtp:
         _deliver(dovecot_server, second.username, "three@globex.example", "alice@acme.example")
         received = smtp_sink.wait_for(3, timeout=30)
 
+        # The daemon holds its state directory's lock: moving it needs a restart.
+        moved = with_second.replace(f"state_dir: {tmp_path / 'state'}", "state_dir: /elsewhere")
+        assert moved != with_second
+        config.write_text(moved)
+        daemon.process.send_signal(signal.SIGHUP)
+        assert "reload refused" in daemon.until("READY=1")
+        assert not Path("/elsewhere").exists()
+
         daemon.process.send_signal(signal.SIGTERM)
         daemon.until("STOPPING=1")
         status = daemon.wait()
@@ -88,6 +98,7 @@ smtp:
     assert len(smtp_sink.messages) == 3  # nothing decided before a reload went out again
     assert "reload.applied" in log and "reload.refused" in log
     assert f"{config}:" in log and "policies.standard.acknowledge.within" in log
+    assert "state_dir: changed from" in log
 
 
 def test_sighup_that_removes_a_mailbox_disconnects_it_and_keeps_the_others(
