@@ -29,6 +29,19 @@ from sla_daemon.errors import (
 _log = structlog.get_logger()
 
 
+def quiet_wire_trace(client: IMAPClient) -> None:
+    """Switch off imaplib's trace of every line on the wire, which imapclient switches on.
+
+    imapclient sets imaplib's debug level to 5 and sends the trace to the
+    ``imapclient.imaplib`` logger at DEBUG. imaplib formats each traced line (the
+    ``repr`` of every fetched message, whole) before the logger decides to drop it:
+    about a fifth of the CPU a first sync spends reading the socket. The trace would
+    also copy client mail into the log at debug level. The daemon logs its own IMAP
+    events; the command lines imapclient logs itself are kept.
+    """
+    client._imap.debug = 0  # imapclient offers no setting for it
+
+
 def discard(client: IMAPClient) -> None:
     """Close a connection without a word to the server (it may be gone already)."""
     with contextlib.suppress(Exception):
@@ -189,6 +202,7 @@ class ImapLogin:
             raise TransientError(
                 f"mailbox {self.name!r}: cannot reach IMAP server {self.server}: {describe(exc)}"
             ) from exc
+        quiet_wire_trace(client)
         if self.security != "starttls":
             return client
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import ssl
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta, timezone
@@ -129,6 +130,33 @@ def test_reads_inbox_then_sent_with_exact_internaldate_kind_and_flags(
     assert reply.raw == mail(2)
     assert reply.internaldate == sent
     assert reply.flags == ("$ActionPlan",)
+
+
+def test_polling_leaves_client_mail_out_of_the_imap_wire_trace(
+    dovecot_server: DovecotServer,
+    imap_user: ImapUser,
+    make_source: SourceFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The IMAP wire trace is off: a fetched body never reaches a DEBUG log record.
+
+    imapclient switches the trace on and hands it to the ``imapclient.imaplib`` logger;
+    with that logger at DEBUG the body of every fetched message would be logged.
+    """
+    body = b"Confidential figures for the board, quarter four.\r\n"
+    dovecot_server.append(
+        imap_user.username,
+        "INBOX",
+        mail(1).replace(b"Body of message 1.\r\n", body),
+        now_to_the_second() - timedelta(hours=1),
+    )
+    caplog.set_level(logging.DEBUG, logger="imapclient")
+
+    batches = poll_all(make_source())
+
+    assert [m.raw.endswith(body) for b in batches for m in b.messages] == [True]
+    assert any(r.name.startswith("imapclient") for r in caplog.records)  # the logger listened
+    assert not [r for r in caplog.records if "Confidential figures" in r.getMessage()]
 
 
 def test_second_poll_with_returned_cursors_yields_nothing(
