@@ -32,6 +32,21 @@ _TOKEN = re.compile(
     re.VERBOSE | re.DOTALL,
 )
 _QUOTED_ESCAPE = re.compile(rb"\\(.)", re.DOTALL)
+# The lines a bulk fetch nearly always gets: ``N (`` or a line after a literal, then
+# ``NAME value`` pairs whose values are numbers, NIL, quoted strings without escapes or
+# lists of atoms (FLAGS, MODSEQ), ending in ``NAME {n}`` or ``)``. Read pair by pair
+# instead of token by token; anything else goes to the token reader.
+_FLAT_START = re.compile(rb"(\d+) \(")
+_FLAT_PAIR = re.compile(
+    rb"""[ ]?(?P<name>[A-Za-z0-9.-]+(?:\[[^\]]*\](?:<\d+>)?)?)[ ](?:
+        (?P<number>\d+)(?=[ )]|$)
+      | "(?P<quoted>[^"\\]*)"
+      | \((?P<list>[^()"{}\[\]]*)\)
+      | (?P<nil>NIL)(?=[ )]|$)
+      | \{(?P<literal>\d+)\}$
+    )""",
+    re.VERBOSE | re.IGNORECASE,
+)
 _INTERNALDATE = re.compile(
     rb"\s*(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d{1,2}):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)\s*"
 )
@@ -135,6 +150,9 @@ def _responses(lines: Sequence[bytes | tuple[bytes, bytes] | None]) -> list[tupl
 
 def _tokens(text: bytes, stack: list[list[Value]]) -> int | None:
     """Add the values of one line to ``stack``; the announced literal's size, if any."""
+    flat = _flat_tokens(text, stack)
+    if flat is not _NOT_FLAT:
+        return flat  # type: ignore[return-value]  # an int or None once it is not _NOT_FLAT
     position, length = 0, len(text)
     while position < length:
         match = _TOKEN.match(text, position)
@@ -145,10 +163,7 @@ def _tokens(text: bytes, stack: list[list[Value]]) -> int | None:
         position = match.end()
         kind = match.lastgroup
         if kind == "atom":
-            atom = match.group("atom")
-            stack[-1].append(
-                int(atom) if atom.isdigit() else None if atom.upper() == b"NIL" else atom
-            )
+            stack[-1].append(_atom(match.group("atom")))
         elif kind == "open":
             stack.append([])
         elif kind == "close":
@@ -162,6 +177,65 @@ def _tokens(text: bytes, stack: list[list[Value]]) -> int | None:
         else:
             return int(match.group("literal"))
     return None
+
+
+_NOT_FLAT = object()
+
+
+def _flat_tokens(text: bytes, stack: list[list[Value]]) -> object:
+    """``_tokens`` for a line of the usual shape, or ``_NOT_FLAT`` (``stack`` untouched).
+
+    The values are the ones ``_tokens`` would add, in the same places.
+    """
+    position = 0
+    opened: Value | None = None
+    if len(stack) == 1 and not stack[0]:
+        start = _FLAT_START.match(text)
+        if start is None:
+            return _NOT_FLAT
+        opened, position = int(start.group(1)), start.end()
+    elif len(stack) != 2:
+        return _NOT_FLAT
+    values: list[Value] = []
+    literal: int | None = None
+    length = len(text)
+    while position < length:
+        pair = _FLAT_PAIR.match(text, position)
+        if pair is None:
+            break
+        position = pair.end()
+        values.append(pair.group("name"))
+        kind = pair.lastgroup
+        if kind == "number":
+            values.append(int(pair.group("number")))
+        elif kind == "quoted":
+            values.append(pair.group("quoted"))
+        elif kind == "list":
+            values.append(tuple(_atom(atom) for atom in pair.group("list").split()))
+        elif kind == "nil":
+            values.append(None)
+        else:
+            literal = int(pair.group("literal"))
+            break
+    closes = literal is None and text[position:] == b")"
+    if position < length and not closes:
+        return _NOT_FLAT
+    if opened is not None:
+        stack[0].append(opened)
+        stack.append(values)
+    else:
+        stack[-1] += values
+    if closes:
+        closed = tuple(stack.pop())
+        if len(stack) != 1:
+            raise FetchAnswerError(f"a parenthesis closed that was not open: {_show(text)}")
+        stack[-1].append(closed)
+    return literal
+
+
+def _atom(atom: bytes) -> Value:
+    """An atom's value as ``_tokens`` reads it: a number, None for NIL, or the bytes."""
+    return int(atom) if atom.isdigit() else None if atom.upper() == b"NIL" else atom
 
 
 def _number(value: Value, what: str) -> int:

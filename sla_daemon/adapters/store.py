@@ -20,6 +20,7 @@ from sla_daemon.adapters.schema import MIGRATIONS, SCHEMA_VERSION
 from sla_daemon.adapters.store_base import iso_utc
 from sla_daemon.adapters.store_batches import BatchRecords
 from sla_daemon.adapters.store_changes import ChangeRecords
+from sla_daemon.adapters.store_checkpoint import BACKSTOP_PAGES, WalCheckpointer
 from sla_daemon.adapters.store_deliveries import DeliveryRecords
 from sla_daemon.adapters.store_errors import state_errors
 from sla_daemon.adapters.store_limits import AutoAckLimitRecords
@@ -73,6 +74,7 @@ class Store(
         newer schema, not writable, or locked. The file is left as it was found.
         """
         self.path = path
+        self._checkpointer: WalCheckpointer | None = None
         try:
             with state_errors(path):
                 self._open(readonly=readonly)
@@ -111,7 +113,10 @@ class Store(
         return (state_dir / DATABASE_NAME).exists()
 
     def close(self) -> None:
-        """Close the database."""
+        """Close the database (after the checkpoint under way, if any)."""
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+            self._checkpointer = None
         self._db.close()
 
     def _check_version(self) -> int:
@@ -167,6 +172,7 @@ class Store(
             try:
                 yield
                 self._db.execute("COMMIT")
+                self._checkpoint_soon()
             except BaseException as exc:
                 # SQLite rolls back by itself when the disk is full; a second ROLLBACK
                 # would replace the real error with "cannot rollback - no transaction is
@@ -182,6 +188,16 @@ class Store(
         finally:
             if refetchable:
                 self._db.execute("PRAGMA synchronous = FULL")
+
+    def _checkpoint_soon(self) -> None:
+        """Have the log copied into the database by ``WalCheckpointer``, not by the writer.
+
+        Started at the first commit, so readers (``status``, ``report``) never start it.
+        """
+        if self._checkpointer is None:
+            self._db.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}")
+            self._checkpointer = WalCheckpointer(self.path)
+        self._checkpointer.committed()
 
     # -- cursors -------------------------------------------------------------------------
 
