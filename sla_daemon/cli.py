@@ -243,8 +243,11 @@ def _run_alone(config: Config, config_path: Path, *, once: bool, dry_run: bool) 
 
     if once:
         service = build_service(config, dry_run=dry_run)
-        report = service.run_cycle()
-        service.close()
+        try:
+            with service.store.damage_as_error():
+                report = service.run_cycle()
+        finally:
+            service.close()
         if report.login_failures:
             raise ConfigError(report.login_failures)
         return EX_TEMPFAIL if report.source_errors else 0
