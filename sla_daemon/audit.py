@@ -1,6 +1,6 @@
 """``sla-daemon audit``: the real engine replayed over a mailbox export; nothing is sent.
 
-The export's messages are handed to a service (built by ``app.audit_export`` over a
+The export's messages are handed to a service (built by ``app_exports.audit_export`` over a
 temporary state database) in the order they arrived, by a ``ReplaySource`` that only
 shows what has arrived by the replay clock's time. The clock jumps from one event to
 the next: the next message, or the next time the service asked to be woken (a deadline,

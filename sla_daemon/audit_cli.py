@@ -52,7 +52,7 @@ def notices_html(notices: list[WouldSend], zone: tzinfo) -> str:
 
 def run_audit(config: Config, path: Path, since: str | None, until: str | None, output: str) -> int:
     """Replay the export at ``path`` and print the report and the notices; 0."""
-    from sla_daemon.app import audit_export
+    from sla_daemon.app_exports import audit_export
     from sla_daemon.report_html import report_html
     from sla_daemon.report_view import report_json, report_text
 

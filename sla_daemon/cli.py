@@ -174,7 +174,7 @@ def _check_config(config: Config, path: Path) -> int:
         raise ConfigError(problems)
     print(f"{path}: configuration is valid")
     print(f"state: {config.state_dir}   timezone: {config.timezone}")
-    from sla_daemon.app import check_state
+    from sla_daemon.app_queries import check_state
 
     print(check_state(config))
     print(f"team: {config.team.name} <{config.team.from_}>, domains {config.team.domains}")
@@ -243,8 +243,11 @@ def _run_alone(config: Config, config_path: Path, *, once: bool, dry_run: bool) 
 
     if once:
         service = build_service(config, dry_run=dry_run)
-        report = service.run_cycle()
-        service.close()
+        try:
+            with service.store.damage_as_error():
+                report = service.run_cycle()
+        finally:
+            service.close()
         if report.login_failures:
             raise ConfigError(report.login_failures)
         return EX_TEMPFAIL if report.source_errors else 0
@@ -266,7 +269,7 @@ def _run_alone(config: Config, config_path: Path, *, once: bool, dry_run: bool) 
 
 
 def _status(config: Config, *, as_json: bool, as_of: str | None) -> int:
-    from sla_daemon.app import conversation_statuses, failed_notices
+    from sla_daemon.app_queries import conversation_statuses, failed_notices
     from sla_daemon.status_view import status_json, status_table
 
     zone = ZoneInfo(config.timezone)
@@ -286,7 +289,7 @@ def _status(config: Config, *, as_json: bool, as_of: str | None) -> int:
 
 
 def _explain(config: Config, conversation_id: str, *, as_of: str | None) -> int:
-    from sla_daemon.app import conversation_evaluation
+    from sla_daemon.app_queries import conversation_evaluation
     from sla_daemon.explain_view import explain_text
 
     zone = ZoneInfo(config.timezone)
@@ -304,7 +307,7 @@ def _explain(config: Config, conversation_id: str, *, as_of: str | None) -> int:
 
 
 def _inspect(paths: Sequence[Path], config_path: Path | None, *, as_json: bool) -> int:
-    from sla_daemon.app import inspect_paths
+    from sla_daemon.app_exports import inspect_paths
     from sla_daemon.inspection import rows_json, rows_table
 
     config = load_config(config_path) if config_path is not None else None

@@ -125,6 +125,11 @@ class Daemon:
                 self.listener.stop()
 
     def _cycle(self, service: SlaService) -> CycleReport:
+        """One cycle; damage found in the state database ends it as ``StateDatabaseError``."""
+        with service.store.damage_as_error():
+            return self._observed_cycle(service)
+
+    def _observed_cycle(self, service: SlaService) -> CycleReport:
         """One cycle of ``service``, then the metrics brought up to date from it."""
         report = service.run_cycle()
         if self.metrics is not None:

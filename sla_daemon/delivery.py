@@ -37,6 +37,13 @@ from sla_daemon.adapters.store_deliveries import Delivery
 from sla_daemon.config_notices import NoticesConfig
 from sla_daemon.core.model import NoticeKind
 from sla_daemon.delivery_batches import BatchDelivery, record_batch
+from sla_daemon.delivery_failures import (
+    SendFailure,
+    failure_of,
+    log_delivery_failed,
+    log_retry_scheduled,
+    refusal,
+)
 from sla_daemon.errors import PermanentError, StateWriteError, TransientError
 from sla_daemon.ports import BatchedNotice, NoticeSender
 from sla_daemon.quiet_hours import QuietHours
@@ -267,15 +274,15 @@ class NoticeDelivery:
             tally.mails_failed += 1
             with self.store.transaction():
                 for delivery in deliveries:
-                    self._failed(delivery, exc, now, tally)
+                    self._record_failure(delivery, failure_of(exc, delivery.recipient), now, tally)
             return
         tally.mails_sent += 1
 
         def record() -> None:
             for delivery in deliveries:
                 if delivery.recipient in refused:
-                    code, text = refused[delivery.recipient]
-                    self._refused(delivery, code, text, now, tally)
+                    failure = refusal(delivery.recipient, *refused[delivery.recipient])
+                    self._record_failure(delivery, failure, now, tally)
                     continue
                 self.store.mark_delivered(delivery.key, delivery.recipient, now, None)
                 tally.count(delivery.kind, "sent")
@@ -333,64 +340,19 @@ class NoticeDelivery:
         log.info("notice.records_caught_up", mails=len(self.unrecorded))
         self.unrecorded.clear()
 
-    def _failed(
-        self,
-        delivery: Delivery,
-        exc: TransientError | PermanentError,
-        now: datetime,
-        tally: DeliveryTally,
-    ) -> None:
-        """Record a send that raised, for one of the recipients it was meant for."""
-        if exc.refusals is not None and delivery.recipient in exc.refusals:
-            code, text = exc.refusals[delivery.recipient]
-            self._refused(delivery, code, text, now, tally)
-            return
-        permanent = isinstance(exc, PermanentError)
-        self._record_failure(delivery, exc.reply_code, str(exc), permanent, now, tally)
-
-    def _refused(
-        self, delivery: Delivery, code: int, text: str, now: datetime, tally: DeliveryTally
-    ) -> None:
-        """Record the server's refusal of one recipient."""
-        error = f"{delivery.recipient} refused: {code} {text}"
-        self._record_failure(delivery, code, error, not 400 <= code < 500, now, tally)
-
     def _record_failure(
-        self,
-        delivery: Delivery,
-        code: int | None,
-        error: str,
-        permanent: bool,
-        now: datetime,
-        tally: DeliveryTally,
+        self, delivery: Delivery, failure: SendFailure, now: datetime, tally: DeliveryTally
     ) -> None:
         """Schedule the next attempt, or record the delivery failed for good."""
+        code, error, permanent = failure
         give_up_at = delivery.decided_at + self.settings.give_up_after
         if permanent or now >= give_up_at:
             self.store.mark_delivery_failed(delivery.key, delivery.recipient, code, error)
             tally.count(delivery.kind, "failed")
-            log.error(
-                "notice.delivery_failed",
-                key=delivery.key,
-                kind=delivery.kind.value,
-                recipient=delivery.recipient,
-                attempts=delivery.attempts + 1,
-                code=code,
-                error=error,
-                reason="permanent failure" if permanent else "still failing after give_up_after",
-            )
+            log_delivery_failed(delivery, failure, delivery.attempts + 1)
             return
         failures = delivery.attempts + 1
         next_at = min(now + retry_wait(failures, self.settings), give_up_at)
         self.store.mark_delivery_retry(delivery.key, delivery.recipient, code, error, next_at)
         tally.count(delivery.kind, "retrying")
-        log.warning(
-            "notice.retry_scheduled",
-            key=delivery.key,
-            kind=delivery.kind.value,
-            recipient=delivery.recipient,
-            attempt=failures,
-            code=code,
-            error=error,
-            next_attempt_at=next_at.isoformat(),
-        )
+        log_retry_scheduled(delivery, failure, failures, next_at)

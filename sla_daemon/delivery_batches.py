@@ -29,6 +29,13 @@ from sla_daemon.adapters.store import Store
 from sla_daemon.adapters.store_batches import RecordedBatch
 from sla_daemon.adapters.store_deliveries import Delivery
 from sla_daemon.core.model import NoticeKind
+from sla_daemon.delivery_failures import (
+    SendFailure,
+    failure_of,
+    log_delivery_failed,
+    log_retry_scheduled,
+    refusal,
+)
 from sla_daemon.errors import PermanentError, TransientError
 from sla_daemon.ports import BatchedNotice, NoticeSender
 
@@ -73,21 +80,6 @@ def record_batch(
         message_id=batch.message_id,
     )
     return batch
-
-
-def failure_of(
-    exc: TransientError | PermanentError, recipient: str
-) -> tuple[int | None, str, bool]:
-    """The reply code, error text and permanence of a send that raised, for ``recipient``."""
-    if exc.refusals is not None and recipient in exc.refusals:
-        code, text = exc.refusals[recipient]
-        return refusal(recipient, code, text)
-    return exc.reply_code, str(exc), isinstance(exc, PermanentError)
-
-
-def refusal(recipient: str, code: int, text: str) -> tuple[int, str, bool]:
-    """The reply code, error text and permanence of the server's refusal of ``recipient``."""
-    return code, f"{recipient} refused: {code} {text}", not 400 <= code < 500
 
 
 class BatchDelivery:
@@ -173,7 +165,7 @@ class BatchDelivery:
         self,
         batch: RecordedBatch,
         members: Sequence[Delivery],
-        failure: tuple[int | None, str, bool],
+        failure: SendFailure,
         now: datetime,
         tally: DeliveryTally,
     ) -> None:
@@ -190,33 +182,11 @@ class BatchDelivery:
             for delivery in members:
                 self.store.mark_delivery_failed(delivery.key, batch.recipient, code, error)
                 tally.count(delivery.kind, "failed")
-                log.error(
-                    "notice.delivery_failed",
-                    key=delivery.key,
-                    kind=delivery.kind.value,
-                    recipient=batch.recipient,
-                    batch=batch.key,
-                    attempts=attempt,
-                    code=code,
-                    error=error,
-                    reason="permanent failure"
-                    if permanent
-                    else "still failing after give_up_after",
-                )
+                log_delivery_failed(delivery, failure, attempt, batch=batch.key)
             return
         next_at = min(now + self.backoff(attempt, self.settings), give_up_at)
         self.store.settle_batch(batch.key, "pending")
         for delivery in members:
             self.store.mark_delivery_retry(delivery.key, batch.recipient, code, error, next_at)
             tally.count(delivery.kind, "retrying")
-            log.warning(
-                "notice.retry_scheduled",
-                key=delivery.key,
-                kind=delivery.kind.value,
-                recipient=batch.recipient,
-                batch=batch.key,
-                attempt=attempt,
-                code=code,
-                error=error,
-                next_attempt_at=next_at.isoformat(),
-            )
+            log_retry_scheduled(delivery, failure, attempt, next_at, batch=batch.key)

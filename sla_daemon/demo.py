@@ -216,7 +216,8 @@ def run_demo(directory: Path | None) -> int:
     except ImportError:
         print("the demo needs aiosmtpd: pip install 'sla-daemon[demo]'")
         return 1
-    from sla_daemon.app import build_service, conversation_statuses
+    from sla_daemon.app import build_service
+    from sla_daemon.app_queries import conversation_statuses
     from sla_daemon.status_view import status_table
 
     directory = directory or Path(tempfile.mkdtemp(prefix="sla-daemon-demo-"))

@@ -1,6 +1,6 @@
 """``sla-daemon inspect``: how each message of some files is parsed, threaded and classified.
 
-The rows come from the daemon's own code: ``app.inspect_paths`` reads the files and parses
+The rows come from the daemon's own code: ``app_exports.inspect_paths`` reads the files and parses
 them with the daemon's parser; this module threads the parsed messages with
 ``core.threads`` (in memory, through ``ThreadMap``, exactly as the service threads them into
 the state database, subject fallback included), and judges them with

@@ -33,7 +33,7 @@ def parse_moment(option: str, text: str, zone: ZoneInfo) -> datetime:
 
 def run_report(config: Config, since: str | None, until: str | None, output: str) -> int:
     """Print the report of ``[since, until)`` in ``output`` format; 0, or 1 before any run."""
-    from sla_daemon.app import period_report
+    from sla_daemon.app_queries import period_report
     from sla_daemon.report_html import report_html
     from sla_daemon.report_view import report_csv, report_json, report_text
 

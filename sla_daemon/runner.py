@@ -19,7 +19,7 @@ from datetime import timedelta
 import structlog
 
 from sla_daemon.clock import Clock, SystemClock
-from sla_daemon.errors import StateWriteError
+from sla_daemon.errors import StateDatabaseError, StateWriteError
 from sla_daemon.ports import ServiceNotifier
 from sla_daemon.service import CycleReport
 from sla_daemon.waker import Waker
@@ -33,7 +33,8 @@ class Runner:
     An unexpected exception in one cycle is logged with its traceback and the loop goes
     on: one bad cycle must not stop a service that others rely on. A state database that
     cannot be written (full disk) is logged as ``state.write_failed`` and retried the
-    same way: what the cycle could not record is done again by a later one. ``stop`` (from a
+    same way: what the cycle could not record is done again by a later one. A damaged one
+    (``StateDatabaseError``) ends ``run``: no later cycle could mend it. ``stop`` (from a
     signal handler or a test) lets the current cycle finish and ends ``run``.
     """
 
@@ -63,6 +64,9 @@ class Runner:
         self.iterations += 1
         try:
             report = self.cycle()
+        except StateDatabaseError:
+            # A damaged state file: no later cycle can mend it, so the daemon stops (65).
+            raise
         except StateWriteError as exc:
             # A full disk is the operator's to fix, not a bug: one clear line, no traceback.
             log.error("state.write_failed", iteration=self.iterations, error=str(exc))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from sla_daemon.adapters.store_batches import BatchRecords
 from sla_daemon.adapters.store_changes import ChangeRecords
 from sla_daemon.adapters.store_checkpoint import BACKSTOP_PAGES, WalCheckpointer
 from sla_daemon.adapters.store_deliveries import DeliveryRecords
-from sla_daemon.adapters.store_errors import state_errors
+from sla_daemon.adapters.store_errors import damage_errors, state_errors
 from sla_daemon.adapters.store_limits import AutoAckLimitRecords
 from sla_daemon.adapters.store_messages import SUBJECT_INDEX_VERSION, MessageRecords
 from sla_daemon.adapters.store_outbox import OutboxRecords
@@ -118,6 +118,10 @@ class Store(
             self._checkpointer.close()
             self._checkpointer = None
         self._db.close()
+
+    def damage_as_error(self) -> AbstractContextManager[None]:
+        """Raise damage found in this database after it opened as ``StateDatabaseError``."""
+        return damage_errors(self.path)
 
     def _check_version(self) -> int:
         version = int(self._db.execute("PRAGMA user_version").fetchone()[0])

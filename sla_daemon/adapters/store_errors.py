@@ -48,11 +48,9 @@ def state_error(path: Path, exc: sqlite3.Error) -> StateDatabaseError | None:
     code = getattr(exc, "sqlite_errorcode", None)
     if code is None:
         return None
-    if code & 0xFF in _DAMAGED:
-        return StateDatabaseError(
-            f"{path} is not a usable sla-daemon state database: {exc} (it is damaged, "
-            f"truncated or not an SQLite file). It was left as it is: {RESTORE}"
-        )
+    damaged = damage_error(path, exc)
+    if damaged is not None:
+        return damaged
     if code & 0xFF in _NOT_ALLOWED:
         return access_error(path, exc)
     if code & 0xFF in _HELD:
@@ -66,6 +64,34 @@ def state_error(path: Path, exc: sqlite3.Error) -> StateDatabaseError | None:
             f"Check the disk; if the file cannot be read any more, {RESTORE}"
         )
     return None
+
+
+def damage_error(path: Path, exc: sqlite3.Error) -> StateDatabaseError | None:
+    """The operator's error when SQLite's ``exc`` says ``path`` is damaged, else None."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None or code & 0xFF not in _DAMAGED:
+        return None
+    return StateDatabaseError(
+        f"{path} is not a usable sla-daemon state database: {exc} (it is damaged, "
+        f"truncated or not an SQLite file). It was left as it is: {RESTORE}"
+    )
+
+
+@contextmanager
+def damage_errors(path: Path) -> Iterator[None]:
+    """Raise damage SQLite finds in ``path`` while in use as a ``StateDatabaseError``.
+
+    Found mid-cycle (pages the open did not read): no later cycle can mend the file, so
+    the daemon must stop rather than retry. Any other error passes unchanged: a lock
+    held a while or a full disk is the cycle's to retry.
+    """
+    try:
+        yield
+    except sqlite3.Error as exc:
+        error = damage_error(path, exc)
+        if error is None:
+            raise
+        raise error from exc
 
 
 @contextmanager

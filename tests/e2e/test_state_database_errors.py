@@ -4,17 +4,19 @@ Every case is a real file in a real state directory, and the real ``sla-daemon``
 (a subprocess) or ``main`` is run on it: the exit status is the documented one
 (docs/operations.md, "Exit status"), stderr names the file, what is wrong and what to do,
 and the file is left exactly as it was. The mailbox is a local Maildir and nothing is
-sent, so no server is needed; the whole module takes about 15 s.
+sent, so no server is needed; the whole module takes about 20 s.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,7 @@ from sla_daemon.adapters.schema import SCHEMA_VERSION
 from sla_daemon.cli import main
 from sla_daemon.errors import EX_CANTCREAT, EX_DATAERR, EX_STATE_BUSY
 from tests.daemon_process import DaemonProcess
+from tests.mailbuild import build_mail
 from tests.servers.dovecot import free_port
 
 SLA_DAEMON = str(Path(sys.executable).parent / "sla-daemon")
@@ -230,3 +233,82 @@ def test_a_second_run_on_a_running_daemons_state_is_refused_with_75(
     assert main(["--config", str(config), "status"]) == 0
     running_daemon.sigkill()
     assert main(["--config", str(config), "run", "--once"]) == 0
+
+
+def damaged_database(config: Path) -> Path:
+    """A state database with stored mail whose header is sound but whose tables are not.
+
+    Thirty client requests are read into it by ``run --once``; then the root page of
+    the ``messages`` table is overwritten with zeros. The file still opens (its first
+    page, with the schema and version, is intact) and ``PRAGMA quick_check`` fails.
+    """
+    maildir = config.parent / "Maildir"
+    arrived = datetime.now(UTC) - timedelta(hours=3)  # read, but too old for an auto-ack
+    for number in range(30):
+        mail = build_mail(
+            f"request-{number}@globex.example",
+            sender="dana@globex.example",
+            subject=f"Request {number}",
+            at=arrived,
+            body="Our invoices are missing.\n" * 40,
+        )
+        (maildir / "cur" / f"request-{number}:2,").write_bytes(mail.as_bytes())
+    path = made_database(config)
+    with contextlib.closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as db:
+        [(root,)] = db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'messages'")
+        [(page_size,)] = db.execute("PRAGMA page_size")
+    assert root > 1
+    with path.open("r+b") as handle:
+        handle.seek((root - 1) * page_size)
+        handle.write(bytes(page_size))
+    assert quick_check(path) != "ok"
+    return path
+
+
+def quick_check(path: Path) -> str:
+    """What ``PRAGMA quick_check`` says of ``path`` ("ok" when sound), read-only.
+
+    The header is read first: the schema version must still be there to see.
+    """
+    with contextlib.closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+        try:
+            return "\n".join(str(row[0]) for row in db.execute("PRAGMA quick_check"))
+        except sqlite3.DatabaseError as exc:  # the damage may stop the check itself
+            return str(exc)
+
+
+def test_damage_found_after_the_database_opened_stops_status_and_run_once_with_65(
+    config: Path,
+) -> None:
+    """Damaged table pages: `status` and `run --once` exit 65 naming the file; it is unchanged.
+
+    The database opens (its header is sound); the damage is found by the queries
+    themselves, and each command ends with the same one line as a damaged file found
+    at open: no traceback, no `cycle.failed`.
+    """
+    path = damaged_database(config)
+    before = path.read_bytes()
+    for command in (["status"], ["run", "--once"]):
+        done = sla_daemon(config, *command)
+        assert done.returncode == EX_DATAERR, (command, done.stderr)
+        message = refusal(done)
+        assert str(path) in message and "malformed" in message, command
+        assert "restore the latest backup" in message, command
+        assert "cycle.failed" not in done.stderr, command
+        assert path.read_bytes() == before, command
+
+
+def test_a_running_daemon_that_finds_damage_exits_65(config: Path, tmp_path: Path) -> None:
+    """`run` (the daemon, not --once) stops at the damage with 65 instead of retrying."""
+    path = damaged_database(config)
+    before = path.read_bytes()
+    daemon = DaemonProcess(config, {}, tmp_path / "daemon.log")
+    daemon.start()
+    try:
+        assert daemon.process is not None
+        assert daemon.process.wait(timeout=60) == EX_DATAERR, daemon.tail()
+    finally:
+        daemon.ensure_dead()
+    assert '"state.unusable"' in daemon.log_text() and "Traceback" not in daemon.log_text()
+    assert path.read_bytes() == before

@@ -13,19 +13,16 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
 
-from sla_daemon.app import build_service
-from sla_daemon.config import load_config
-from sla_daemon.service import SlaService
-from tests.configs import MailboxSpec, Replace, password_env, write_config
+from tests.configs import MailboxSpec, Replace
 from tests.conftest import ImapUser
 from tests.mailbuild import build_mail
 from tests.servers.dovecot import DovecotServer
 from tests.servers.smtp_sink import ReceivedMail, SmtpSink
+from tests.services_from_config import ServicesFromConfig, services_from_config
 
 pytestmark = pytest.mark.integration
 
@@ -115,27 +112,12 @@ def briefed(
     imap_user: ImapUser,
     smtp_sink: SmtpSink,
     monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[Any]:
-    """``build(clock, dry_run=False)``: a service from the config; all closed after."""
-    mailbox = MailboxSpec("support", imap_user, idle=None, poll_interval=None)
-    for variable, password in password_env([mailbox]).items():
-        monkeypatch.setenv(variable, password)
+) -> Iterator[ServicesFromConfig]:
+    """``briefed(clock, dry_run=False)``: a service from the config; all closed after."""
     _seed(dovecot_server, imap_user.username)
-    path = write_config(
-        tmp_path / "config.yaml", mailboxes=[mailbox], sink=smtp_sink, overrides=OVERRIDES
-    )
-    built: list[SlaService] = []
-
-    def build(clock: MovableClock, dry_run: bool = False) -> SlaService:
-        service = build_service(load_config(path), clock=clock, dry_run=dry_run)
-        built.append(service)
-        return service
-
-    yield build
-    for service in built:
-        for source in service.sources:
-            source.close()
-        service.store.close()
+    mailbox = MailboxSpec("support", imap_user, idle=None, poll_interval=None)
+    with services_from_config(tmp_path, mailbox, smtp_sink, monkeypatch, OVERRIDES) as build:
+        yield build
 
 
 def _briefings(sink: SmtpSink) -> list[ReceivedMail]:
@@ -150,7 +132,7 @@ def _text(message: EmailMessage) -> str:
 
 
 def test_one_briefing_per_owner_at_eight_in_their_zone_once_a_day(
-    briefed: Any, smtp_sink: SmtpSink
+    briefed: ServicesFromConfig, smtp_sink: SmtpSink
 ) -> None:
     """Each owner's briefing goes once a day at 08:00 in their zone, and only then.
 
@@ -206,7 +188,9 @@ def test_one_briefing_per_owner_at_eight_in_their_zone_once_a_day(
     assert next_day.message["Message-ID"] != first.message["Message-ID"]
 
 
-def test_dry_run_logs_the_briefing_and_records_nothing(briefed: Any, smtp_sink: SmtpSink) -> None:
+def test_dry_run_logs_the_briefing_and_records_nothing(
+    briefed: ServicesFromConfig, smtp_sink: SmtpSink
+) -> None:
     """``run --dry-run`` at 08:00 logs what Alice would get; nothing is stored or sent."""
     clock = MovableClock(_utc("2026-11-24T07:00"))
     service = briefed(clock, dry_run=True)

@@ -11,20 +11,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
 
-from sla_daemon.app import build_service
-from sla_daemon.config import load_config
-from sla_daemon.service import SlaService
-from tests.configs import MailboxSpec, Replace, password_env, write_config
+from tests.configs import MailboxSpec, Replace
 from tests.conftest import ImapUser
 from tests.integration.test_briefing_delivery import MovableClock
 from tests.mailbuild import build_mail
 from tests.servers.dovecot import DovecotServer
 from tests.servers.smtp_sink import ReceivedMail, SmtpSink
+from tests.services_from_config import ServicesFromConfig, services_from_config
 
 pytestmark = pytest.mark.integration
 
@@ -78,25 +75,12 @@ def weekly(
     imap_user: ImapUser,
     smtp_sink: SmtpSink,
     monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[Any]:
-    """``build(clock)``: a service from the config; all closed after."""
-    mailbox = MailboxSpec("support", imap_user, idle=None, poll_interval=None)
-    for variable, password in password_env([mailbox]).items():
-        monkeypatch.setenv(variable, password)
+) -> Iterator[ServicesFromConfig]:
+    """``weekly(clock)``: a service from the config; all closed after."""
     _seed(dovecot_server, imap_user.username)
-    path = write_config(
-        tmp_path / "config.yaml", mailboxes=[mailbox], sink=smtp_sink, overrides=OVERRIDES
-    )
-    built: list[SlaService] = []
-
-    def build(clock: MovableClock) -> SlaService:
-        service = build_service(load_config(path), clock=clock)
-        built.append(service)
-        return service
-
-    yield build
-    for service in built:
-        service.close()
+    mailbox = MailboxSpec("support", imap_user, idle=None, poll_interval=None)
+    with services_from_config(tmp_path, mailbox, smtp_sink, monkeypatch, OVERRIDES) as build:
+        yield build
 
 
 def _reports(sink: SmtpSink) -> list[ReceivedMail]:
@@ -104,7 +88,7 @@ def _reports(sink: SmtpSink) -> list[ReceivedMail]:
 
 
 def test_one_report_to_each_recipient_at_monday_eight_survives_outage_and_restart(
-    weekly: Any, smtp_sink: SmtpSink
+    weekly: ServicesFromConfig, smtp_sink: SmtpSink
 ) -> None:
     """First start at 07:59: the week before's report, still in its week, goes at once.
 
@@ -144,7 +128,9 @@ def test_one_report_to_each_recipient_at_monday_eight_survives_outage_and_restar
     assert len(_reports(smtp_sink)) == 1
 
 
-def test_a_week_missed_while_down_is_skipped_and_logged(weekly: Any, smtp_sink: SmtpSink) -> None:
+def test_a_week_missed_while_down_is_skipped_and_logged(
+    weekly: ServicesFromConfig, smtp_sink: SmtpSink
+) -> None:
     """Started only on the next Tuesday: that week's report goes, last week's is skipped."""
     clock = MovableClock(MONDAY_0800_BERLIN + timedelta(days=8))
     service = weekly(clock)

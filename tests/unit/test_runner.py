@@ -5,7 +5,11 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
+import pytest
+from structlog.testing import capture_logs
+
 from sla_daemon.clock import FixedClock
+from sla_daemon.errors import StateDatabaseError
 from sla_daemon.runner import Runner
 from sla_daemon.service import CycleReport
 from tests.unit.builders import NOW
@@ -61,3 +65,21 @@ def test_a_failing_cycle_does_not_stop_the_loop() -> None:
     runner = Runner(cycle, timedelta(seconds=0))
     runner.run()
     assert len(calls) == 2
+
+
+def test_a_damaged_state_database_ends_the_loop_instead_of_a_retry() -> None:
+    """A StateDatabaseError from a cycle leaves the runner: no second cycle, no cycle.failed."""
+    calls: list[int] = []
+
+    def cycle() -> CycleReport:
+        calls.append(1)
+        if len(calls) > 1:  # a retry (the bug this guards against): end the loop
+            runner.stop()
+            return CycleReport()
+        raise StateDatabaseError("state.sqlite3 is not a usable sla-daemon state database")
+
+    runner = Runner(cycle, timedelta(seconds=0))
+    with capture_logs() as logs, pytest.raises(StateDatabaseError):
+        runner.run()
+    assert len(calls) == 1
+    assert [e["event"] for e in logs if e["event"] == "cycle.failed"] == []
