@@ -15,6 +15,35 @@ from email.message import Message
 BLANK_LINE = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?:\r\n|\r(?!\n)|\n)")
 """An empty line (two line ends in a row): where a header block ends."""
 
+# Where two line ends meet: the end of the first ("\n", or a "\r" that is one alone)
+# and the start of the second ("\r" or "\n"). Each empty line has exactly one.
+_JUNCTIONS = (b"\n\r", b"\n\n", b"\r\r")
+
+
+def blank_line(data: bytes, start: int = 0, end: int | None = None) -> tuple[int, int] | None:
+    """The span ``BLANK_LINE.search(data, start, end)`` finds, or None; found faster.
+
+    The regular expression tries every position; ``bytes.find`` looks for the place
+    where the two line ends meet instead, which is where every empty line has one of
+    three pairs of bytes.
+    """
+    stop = len(data) if end is None else end
+    junction = -1
+    for pair in _JUNCTIONS:
+        found = data.find(pair, start, stop if junction < 0 else junction + 1)
+        if found >= 0:
+            junction = found
+    if junction < 0:
+        return None
+    first = junction
+    if data[junction] == 0x0A and junction > start and data[junction - 1] == 0x0D:
+        first = junction - 1  # the first line end is CR LF
+    second_end = junction + 2
+    if data[junction + 1] == 0x0D and second_end < stop and data[second_end] == 0x0A:
+        second_end += 1  # the second line end is CR LF
+    return first, second_end
+
+
 _LINE_END = r"(?:\r\n|\r|\n|\Z)"
 # One field: its name (printable ASCII other than ":"), then its first line and the
 # continuation lines (starting with a space or a tab), each with its line end.

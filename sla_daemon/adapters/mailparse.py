@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from email.message import Message
 
-from sla_daemon.adapters.mailheader import BLANK_LINE, scanned_header
+from sla_daemon.adapters.mailheader import blank_line, scanned_header
 from sla_daemon.adapters.mailtext import (
     decode_header,
     first_message_id,
@@ -242,8 +242,8 @@ def _prepare(raw: bytes, max_body_bytes: int) -> bytes:
     """
     data = raw.replace(b"\0", b"") if b"\0" in raw else raw
     data = data.lstrip(b"\r\n")
-    blank = BLANK_LINE.search(data)
-    header_end = blank.start() if blank else len(data)
+    blank = blank_line(data)
+    header_end = blank[0] if blank else len(data)
     if header_end > _HEADER_BUDGET:
         data, header_end = _cut_at_line(data, _HEADER_BUDGET) + b"\n\n", _HEADER_BUDGET
     else:
@@ -291,9 +291,9 @@ def message_tree(data: bytes, *, keep_leaf_bodies: bool = True) -> Message:
     ``keep_leaf_bodies``, a multipart's parts that are not text (attachments) get an
     empty payload instead of theirs (``mimeleaves.without_leaf_bodies``).
     """
-    blank = BLANK_LINE.search(data)
-    header_end = blank.end() if blank else len(data)
-    message = scanned_header(data[: blank.start()]) if blank else None
+    blank = blank_line(data)
+    header_end = blank[1] if blank else len(data)
+    message = scanned_header(data[: blank[0]]) if blank else None
     clean = message is not None
     if message is None:
         message = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(

@@ -271,7 +271,9 @@ def normalise_body(text: str, max_bytes: int) -> str:
     The cut falls on a character boundary, so the result is always valid text.
     """
     if "\r" in text:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
+        text = text.replace("\r\n", "\n")
+        if "\r" in text:
+            text = text.replace("\r", "\n")
     text = scrub(text)
     if len(text) * 4 <= max_bytes:  # cannot exceed the limit: skip the encode
         return text

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from email.message import Message
 
-from sla_daemon.adapters.mailheader import BLANK_LINE, scanned_header
+from sla_daemon.adapters.mailheader import blank_line, scanned_header
 
 _KEPT_MAINTYPES = frozenset({"text", "multipart", "message"})
 _TEXT_SUBTYPES = frozenset({"plain", "html"})  # mail-parser reads these as body text
@@ -100,10 +100,11 @@ def _part(
     data: bytes, start: int, end: int, boundaries: tuple[bytes, ...], depth: int
 ) -> list[_Span]:
     """The leaf bodies to remove in the part ``data[start:end]``."""
-    blank = BLANK_LINE.search(data, start, end)
+    blank = blank_line(data, start, end)
     if blank is None:
         return []
-    header = scanned_header(data[start : blank.start()])
+    header_end, body_start = blank
+    header = scanned_header(data[start:header_end])
     if header is None or header.get("content-type") is None:
         return []
     maintype = header.get_content_maintype()
@@ -111,7 +112,7 @@ def _part(
         inner = _boundary_bytes(header.get_boundary(), boundaries)
         if inner is None or depth >= _MAX_DEPTH:
             return []
-        return _leaf_bodies(data, blank.end(), end, (*boundaries, inner), depth + 1)
+        return _leaf_bodies(data, body_start, end, (*boundaries, inner), depth + 1)
     if maintype in _KEPT_MAINTYPES or header.get_content_subtype() in _TEXT_SUBTYPES:
         return []
-    return [(blank.end(), end)] if blank.end() < end else []
+    return [(body_start, end)] if body_start < end else []

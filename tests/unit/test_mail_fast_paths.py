@@ -25,6 +25,7 @@ from mailparser.dates import parse_mail_date
 from sla_daemon.adapters import mailparse, mailtext, mailtree
 from sla_daemon.adapters.factsjson import facts_to_json
 from sla_daemon.adapters.mailforms import common_addresses, common_date
+from sla_daemon.adapters.mailheader import BLANK_LINE, blank_line
 from sla_daemon.adapters.mailparse import MalformedMessage, parse_message
 from sla_daemon.adapters.mailtext import decode_header, parse_addresses, scrub
 from sla_daemon.core.model import FolderKind
@@ -297,3 +298,21 @@ def test_fast_paths_agree_on_the_bulk_archives(corpora_dir: Path, tarball: str) 
     differing = [name for name, raw in messages if _differs(raw)]
     assert len(messages) > 2000
     assert differing == []
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.binary(max_size=24).map(lambda data: bytes(b"a\r\n:"[byte % 4] for byte in data)),
+    st.integers(min_value=0, max_value=24),
+    st.integers(min_value=0, max_value=24),
+)
+@example(b"a\r\n\r\nb", 0, 24)
+@example(b"\r\n\n", 1, 3)
+@example(b"a\r\r\n", 0, 3)
+def test_blank_line_finds_what_the_regular_expression_finds(
+    data: bytes, start: int, end: int
+) -> None:
+    """``blank_line`` gives the span of ``BLANK_LINE.search`` for any bytes and bounds."""
+    match = BLANK_LINE.search(data, start, end)
+    expected = match.span() if match else None
+    assert blank_line(data, start, min(end, len(data))) == expected
