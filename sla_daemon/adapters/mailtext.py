@@ -87,7 +87,7 @@ def scrub(text: str) -> str:
         data = text.encode("ascii")
         kept = data.translate(None, _UNSAFE_BYTES)
         return text if len(kept) == len(data) else kept.decode("ascii")
-    if not text.isascii() and _SURROGATE.search(text):
+    if _SURROGATE.search(text):
         text = _SURROGATE.sub("\ufffd", text)
     return _UNSAFE.sub("", text)
 

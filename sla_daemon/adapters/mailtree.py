@@ -109,7 +109,7 @@ def read_single_text_part(message: Message) -> ParsedTree | None:
     if subtype not in ("text/plain", "text/html"):
         return None
     # Parameters are only parsed where one could be a name (an attachment).
-    if "name" in str(mime.get("content-type")).lower() and message.get_param("name") is not None:
+    if "name" in mime.get("content-type", "").lower() and message.get_param("name") is not None:
         return None
     text = _single_part_text(message, mime.get("content-transfer-encoding", ""))
     date = None
