@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from email.message import Message
 
+from sla_daemon.adapters.mailheader import blank_line, scanned_header
 from sla_daemon.adapters.mailtext import (
     decode_header,
     first_message_id,
@@ -24,7 +25,14 @@ from sla_daemon.adapters.mailtext import (
     normalise_body,
     parse_addresses,
 )
-from sla_daemon.adapters.mailtree import HeaderValues, ParsedTree, read_tree, utc
+from sla_daemon.adapters.mailtree import (
+    HeaderValues,
+    ParsedTree,
+    content_type_of,
+    read_tree,
+    utc,
+)
+from sla_daemon.adapters.mimeleaves import without_leaf_bodies
 from sla_daemon.core.model import FolderKind, MessageFacts
 from sla_daemon.errors import PermanentError
 
@@ -81,12 +89,8 @@ _MIN_BODY_BUDGET = 4 * 1024 * 1024
 _BODY_BUDGET_FACTOR = 16
 _HEADER_BUDGET = 1024 * 1024
 
-_BLANK_LINE = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?:\r\n|\r(?!\n)|\n)")
 _LINE_END = re.compile(rb"\r\n|\r|\n")
 _OBSOLETE_FIELD_NAME = re.compile(rb"(\A|\n|\r)([!-9;-~]+)[ \t]+:")
-_FIELD_NAME = re.compile(r"([!-9;-~]+):")
-# Line breaks to str.splitlines that are none to the stdlib's mail parser.
-_ODD_LINE_BREAK = re.compile(r"[\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
 
 # Fields that make a header block recognisably mail rather than random "a: b" lines.
 _MAIL_FIELDS = frozenset(
@@ -176,13 +180,13 @@ def _parse(
         raise MalformedMessage("empty message")
     parsed = _parse_tree(_prepare(raw, max_body_bytes))
     message = parsed.message
-    names = {name.lower() for name in message}
+    values = HeaderValues(message)
+    names = values.names()
     if not names:
         raise MalformedMessage("no header block (the first line is not a header field)")
-    if not names & _MAIL_FIELDS:
+    if _MAIL_FIELDS.isdisjoint(names):
         raise MalformedMessage("no mail header fields (no From, To, Subject, Date, ...)")
 
-    values = HeaderValues(message)
     # The hint is only ever tried after UTF-8 failed, or for an encoded word whose own
     # charset failed: ASCII headers that cannot hold an encoded word never need it.
     hint = _charset_hint(message) if values.needs_hint else None
@@ -217,7 +221,7 @@ def _parse(
         headers=_selected_headers(values, extra_headers, hint),
         keywords=tuple(flags),
         body_text=normalise_body(body or "", max_body_bytes),
-        content_type=message.get_content_type().lower(),
+        content_type=content_type_of(message, values.first("content-type")),
         mailbox=mailbox,
         folder=folder,
         folder_kind=folder_kind,
@@ -238,8 +242,8 @@ def _prepare(raw: bytes, max_body_bytes: int) -> bytes:
     """
     data = raw.replace(b"\0", b"") if b"\0" in raw else raw
     data = data.lstrip(b"\r\n")
-    blank = _BLANK_LINE.search(data)
-    header_end = blank.start() if blank else len(data)
+    blank = blank_line(data)
+    header_end = blank[0] if blank else len(data)
     if header_end > _HEADER_BUDGET:
         data, header_end = _cut_at_line(data, _HEADER_BUDGET) + b"\n\n", _HEADER_BUDGET
     else:
@@ -264,7 +268,7 @@ def _parse_tree(data: bytes) -> ParsedTree:
     # One stdlib parse, exactly the one mail-parser's ``from_bytes`` makes, handed to it
     # ready-made: should mail-parser fail on the tree, the fallback reuses it.
     try:
-        message = message_tree(data)
+        message = message_tree(data, keep_leaf_bodies=False)
     except RecursionError as exc:  # mail-parser's own name for it, as from_bytes gives
         raise MalformedMessage(
             "mail-parser failed: MailParserRecursionError: Message nesting too deep to "
@@ -275,59 +279,32 @@ def _parse_tree(data: bytes) -> ParsedTree:
     return read_tree(message)
 
 
-def message_tree(data: bytes) -> Message:
+def message_tree(data: bytes, *, keep_leaf_bodies: bool = True) -> Message:
     """The tree ``email.message_from_bytes`` builds of ``data`` (compat32), built faster.
 
     The stdlib's feed parser reads a body line by line, though for a message that is
     neither multipart nor ``message/*`` it only joins the lines again into the payload:
-    such a message gets its header block parsed (by ``_scanned_header`` when it is clean)
-    and the rest of the bytes as its payload, exactly as the full parse would give it.
-    Any other message, and one whose header block ends before its first blank line (a
-    line that is not a header field), is parsed whole.
+    such a message gets its header block parsed (by ``mailheader.scanned_header`` when
+    it is clean) and the rest of the bytes as its payload, exactly as the full parse
+    would give it. Any other message, and one whose header block ends before its first
+    blank line (a line that is not a header field), is parsed whole; without
+    ``keep_leaf_bodies``, a multipart's parts that are not text (attachments) get an
+    empty payload instead of theirs (``mimeleaves.without_leaf_bodies``).
     """
-    blank = _BLANK_LINE.search(data)
-    header_end = blank.end() if blank else len(data)
-    message = _scanned_header(data[: blank.start()]) if blank else None
+    blank = blank_line(data)
+    header_end = blank[1] if blank else len(data)
+    message = scanned_header(data[: blank[0]]) if blank else None
+    clean = message is not None
     if message is None:
         message = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(
             data[:header_end]
         )
-    if message.get_payload() or message.get_content_maintype() in ("multipart", "message"):
+    maintype = message.get_content_maintype()
+    if message.get_payload() or maintype in ("multipart", "message"):
+        if clean and maintype == "multipart" and not keep_leaf_bodies:
+            data = without_leaf_bodies(data, message, header_end)
         return email.message_from_bytes(data, policy=email.policy.compat32)
     message.set_payload(data[header_end:].decode("ascii", "surrogateescape"))
-    return message
-
-
-def _scanned_header(head: bytes) -> Message | None:
-    """The compat32 header the feed parser builds of a clean header block, or None.
-
-    Clean: every line is a field (a name of printable ASCII other than ":", then ":")
-    or the continuation of one, and no line ending but CR and LF occurs (the stdlib
-    splits lines on those alone, ``str.splitlines`` on more). Each field becomes the
-    feed parser's ``(name, value)``. Anything else (an envelope "From " line, a
-    continuation first, a line that is no field) is left to the feed parser, which
-    records the defect.
-    """
-    text = head.decode("ascii", "surrogateescape")
-    if _ODD_LINE_BREAK.search(text):
-        return None
-    fields: list[tuple[str, list[str]]] = []
-    for line in text.splitlines(keepends=True):
-        if line[0] in " \t":
-            if not fields:
-                return None
-            fields[-1][1].append(line)
-            continue
-        field = _FIELD_NAME.match(line)
-        if field is None:
-            return None
-        fields.append((field.group(1), [line[field.end() :].lstrip(" \t")]))
-    if not fields:
-        return None
-    message = Message(policy=email.policy.compat32)
-    for name, lines in fields:
-        # The feed parser's (compat32) header_source_parse, on the lines of one field.
-        message.set_raw(name, "".join(lines).rstrip("\r\n"))
     return message
 
 

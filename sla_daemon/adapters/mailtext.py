@@ -18,6 +18,7 @@ from functools import lru_cache
 from html import unescape
 from html.parser import HTMLParser
 
+from sla_daemon.adapters.mailforms import common_addresses
 from sla_daemon.core.model import Address
 
 # The encoded text may be folded or hold spaces: against RFC 2047, but common enough
@@ -49,8 +50,8 @@ _CHARSET_ALIASES = {
 # Lone surrogates cannot be stored or encoded as UTF-8; control characters other than
 # tab and newline only garble logs and templates.
 _UNSAFE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_UNSAFE_BYTES = bytes([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
-_NEWLINES = re.compile(r"\r\n?")
 _ID_TOKEN = re.compile(r"<([^<>]*)>")
 _MAX_ID_LENGTH = 998  # the RFC 5322 line limit; anything longer is garbage, not an id
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
@@ -80,7 +81,13 @@ def decode_bytes(data: bytes, *charsets: str | None) -> str:
 
 def scrub(text: str) -> str:
     """Replace lone surrogates and drop control characters other than tab and newline."""
-    if not text.isascii() and _SURROGATE.search(text):
+    if text.isprintable():  # neither a surrogate nor any control character
+        return text
+    if text.isascii():  # no surrogates; bytes.translate finds the rest faster than a regex
+        data = text.encode("ascii")
+        kept = data.translate(None, _UNSAFE_BYTES)
+        return text if len(kept) == len(data) else kept.decode("ascii")
+    if _SURROGATE.search(text):
         text = _SURROGATE.sub("\ufffd", text)
     return _UNSAFE.sub("", text)
 
@@ -109,6 +116,8 @@ def decode_header(value: object, hint: str | None = None) -> str:
     Undeclared 8-bit bytes are read as UTF-8 (RFC 6532), else in the ``hint`` charset
     (the message's body charset: old clients used it for headers too), else Latin-1.
     """
+    if isinstance(value, str) and value.isascii() and "=?" not in value:
+        return collapse(scrub(value))  # what the general path gives such a value
     return collapse(decode_words(raw_header_bytes(value), hint))
 
 
@@ -176,8 +185,15 @@ def id_tokens(value: str | None) -> list[str]:
     """Every ``<...>`` token of a header value, normalised; text around them is ignored."""
     if not value:
         return []
-    text = scrub(decode_bytes(raw_header_bytes(value)))
+    text = _header_text(value)
     return [ident for m in _ID_TOKEN.finditer(text) if (ident := normalise_id(m.group(1)))]
+
+
+def _header_text(value: str) -> str:
+    """A raw header value as text, undecoded words and all."""
+    if value.isascii():
+        return scrub(value)  # what decoding the value's bytes gives
+    return scrub(decode_bytes(raw_header_bytes(value)))
 
 
 def first_message_id(value: str | None) -> str | None:
@@ -187,7 +203,7 @@ def first_message_id(value: str | None) -> str | None:
         return tokens[0]
     if not value:
         return None
-    text = scrub(decode_bytes(raw_header_bytes(value))).strip()
+    text = _header_text(value).strip()
     if not text or any(c.isspace() for c in text):
         return None
     return normalise_id(text)
@@ -213,6 +229,9 @@ def parse_addresses(values: Iterable[str], hint: str | None) -> tuple[Address, .
 
 def _address_field(value: str, hint: str | None) -> tuple[Address, ...]:
     """The addresses of one field value."""
+    common = common_addresses(value)
+    if common is not None:
+        return tuple(Address(email=email, name=name) for email, name in common)
     # Unfold first: a line break inside a quoted name makes the stdlib give up.
     text = _BARE_ADDRESS_PHRASE.sub(r'\1\2"\3"\4', _LINE_BREAK.sub("", value))
     try:
@@ -251,7 +270,11 @@ def normalise_body(text: str, max_bytes: int) -> str:
 
     The cut falls on a character boundary, so the result is always valid text.
     """
-    text = scrub(_NEWLINES.sub("\n", text))
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+        if "\r" in text:
+            text = text.replace("\r", "\n")
+    text = scrub(text)
     if len(text) * 4 <= max_bytes:  # cannot exceed the limit: skip the encode
         return text
     encoded = text.encode("utf-8")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import email.utils
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, KeysView
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import Message
@@ -24,6 +24,7 @@ from email.message import Message
 import mailparser
 from mailparser.dates import parse_mail_date
 
+from sla_daemon.adapters.mailforms import common_date
 from sla_daemon.adapters.mailtext import (
     collapse,
     decode_bytes,
@@ -94,26 +95,29 @@ def read_single_text_part(message: Message) -> ParsedTree | None:
     """
     if message.defects or message.is_multipart():
         return None
-    subtype = message.get_content_type()
-    if subtype not in ("text/plain", "text/html"):
-        return None
     date_value: str | None = None
-    maybe_named = False
+    mime: dict[str, str] = {}  # the first value of each MIME field
     for name, value in message.raw_items():
         field = name.lower()
-        if field in _MIME_FIELDS and (field in _PART_NAMING or not str(value).isascii()):
-            return None  # mail-parser reads MIME fields through a UTF-8 view
-        if field == "date" and date_value is None:
+        if field in _MIME_FIELDS:
+            if field in _PART_NAMING or not str(value).isascii():
+                return None  # mail-parser reads MIME fields through a UTF-8 view
+            mime.setdefault(field, str(value))
+        elif field == "date" and date_value is None:
             date_value = value
-        if field == "content-type" and "name" in str(value).lower():
-            maybe_named = True  # parameters are only parsed where one could be a name
-    if maybe_named and message.get_param("name") is not None:  # an attachment
+    subtype = content_type_of(message, mime.get("content-type"))
+    if subtype not in ("text/plain", "text/html"):
         return None
-    text = _single_part_text(message)
+    # Parameters are only parsed where one could be a name (an attachment).
+    if "name" in mime.get("content-type", "").lower() and message.get_param("name") is not None:
+        return None
+    text = _single_part_text(message, mime.get("content-transfer-encoding", ""))
     date = None
     if date_value is not None:
-        result = parse_mail_date(date_value)
-        date = _mailparser_date(result.value, result.timezone)
+        date = common_date(date_value)
+        if date is None:
+            result = parse_mail_date(date_value)
+            date = _mailparser_date(result.value, result.timezone)
     return ParsedTree(
         message=message,
         date=date if date else _stdlib_date(message),
@@ -122,9 +126,22 @@ def read_single_text_part(message: Message) -> ParsedTree | None:
     )
 
 
-def _single_part_text(message: Message) -> str:
-    """The text mail-parser decodes from a single part without transfer-encoding quirks."""
-    encoding = str(message.get("content-transfer-encoding", "")).strip().lower()
+def content_type_of(message: Message, value: str | None) -> str:
+    """``message.get_content_type()``, given the first raw Content-Type value if any."""
+    if value is None:
+        return message.get_default_type()
+    if not value.isascii():  # the stdlib reads 8-bit bytes as a Header object
+        return message.get_content_type()
+    content_type = value.partition(";")[0].strip().lower()
+    return content_type if content_type.count("/") == 1 else "text/plain"
+
+
+def _single_part_text(message: Message, encoding: str) -> str:
+    """The text mail-parser decodes from a single part without transfer-encoding quirks.
+
+    ``encoding`` is the first Content-Transfer-Encoding value, or "" when there is none.
+    """
+    encoding = encoding.strip().lower()
     if encoding in _UNENCODED:
         # Unencoded and valid text (no byte the parser kept as a surrogate): kept as is.
         # The stored payload, as mail-parser reads it: get_payload() would already have
@@ -222,6 +239,10 @@ class HeaderValues:
             self._values.setdefault(name.lower(), []).append(text)
             if not self.needs_hint and (not text.isascii() or ("=" in text and "?" in text)):
                 self.needs_hint = True
+
+    def names(self) -> KeysView[str]:
+        """The lower-cased names, in the order they first appear."""
+        return self._values.keys()
 
     def by_name(self) -> Iterable[tuple[str, list[str]]]:
         """Each lower-cased name with its values, in the order names first appear."""
