@@ -9,10 +9,13 @@ import json
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from sla_daemon.core.model import Address, FolderKind, MessageFacts
 
-# Made once: ``json.dumps`` with options builds a new encoder on every call.
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+# For what orjson refuses. Made once: ``json.dumps`` with options builds a new encoder
+# on every call. ASCII with escapes, so a lone surrogate is stored as ``\udc80``.
+_ESCAPING_ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 
 def _address(value: Address | None) -> list[str] | None:
@@ -49,12 +52,20 @@ def facts_to_json(facts: MessageFacts) -> str:
         "folder_kind": facts.folder_kind.value,
         "synthetic_id": facts.synthetic_id,
     }
-    return _ENCODER.encode(data)
+    try:
+        return orjson.dumps(data).decode()
+    except orjson.JSONEncodeError:
+        # Text orjson refuses (a lone surrogate, from a broken charset): the standard
+        # library writes it as an escape, which ``facts_from_json`` reads back.
+        return _ESCAPING_ENCODER.encode(data)
 
 
 def facts_from_json(text: str) -> MessageFacts:
     """Decode what ``facts_to_json`` wrote."""
-    data = json.loads(text)
+    try:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        data = json.loads(text)  # an escaped lone surrogate, which orjson refuses
     sender = data["sender"]
     return MessageFacts(
         message_id=data["message_id"],
