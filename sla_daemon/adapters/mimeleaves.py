@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from email.message import Message
+from typing import NamedTuple
 
 from sla_daemon.adapters.mailheader import blank_line, scanned_header
 
@@ -63,14 +64,38 @@ def _boundary_bytes(boundary: str | None, enclosing: tuple[bytes, ...]) -> bytes
     return raw
 
 
-def _boundary_lines(data: bytes, boundary: bytes, start: int, end: int) -> list[re.Match[bytes]]:
-    """The lines in ``data[start:end]`` the feed parser takes for ``boundary``'s lines."""
-    line = re.compile(b"--" + re.escape(boundary) + rb"(--)?[ \t]*(?:\r\n|\r|\n|\Z)")
-    return [
-        match
-        for match in line.finditer(data, start, end)
-        if match.start() == 0 or data[match.start() - 1] in b"\r\n"
-    ]
+class _Line(NamedTuple):
+    """A boundary line: where it starts and ends, and whether it is the closing one."""
+
+    start: int
+    end: int
+    closing: bool
+
+
+# What follows ``--boundary`` on a boundary line. Matched where the boundary was found
+# with ``bytes.find``: compiling a pattern per boundary (each message has its own) cost
+# more than finding the lines.
+_LINE_TAIL = re.compile(rb"(--)?[ \t]*(?:\r\n|\r|\n|\Z)")
+
+
+def _boundary_lines(data: bytes, boundary: bytes, start: int, end: int) -> list[_Line]:
+    r"""The lines in ``data[start:end]`` the feed parser takes for ``boundary``'s lines.
+
+    Found as ``re.finditer`` of ``--boundary(--)?[ \t]*<line end>`` would find them,
+    kept when they begin a line.
+    """
+    marker = b"--" + boundary
+    lines: list[_Line] = []
+    position = data.find(marker, start, end)
+    while position >= 0:
+        tail = _LINE_TAIL.match(data, position + len(marker), end)
+        if tail is None:
+            position = data.find(marker, position + 1, end)
+            continue
+        if position == 0 or data[position - 1] in b"\r\n":
+            lines.append(_Line(position, tail.end(), tail.group(1) is not None))
+        position = data.find(marker, tail.end(), end)  # matches do not overlap
+    return lines
 
 
 def _leaf_bodies(
@@ -83,16 +108,16 @@ def _leaf_bodies(
     first). An empty list means nothing is removed here.
     """
     lines = _boundary_lines(data, boundaries[-1], start, end)
-    if not lines or lines[0].group(1):  # no first boundary: the feed parser's defect
+    if not lines or lines[0].closing:  # no first boundary: the feed parser's defect
         return []
     spans: list[_Span] = []
     for index, line in enumerate(lines):
-        if line.group(1):  # the closing boundary: the rest is the epilogue
+        if line.closing:  # the closing boundary: the rest is the epilogue
             break
-        part_end = lines[index + 1].start() if index + 1 < len(lines) else end
-        if part_end == line.end():  # repeated boundary lines: left to the feed parser
+        part_end = lines[index + 1].start if index + 1 < len(lines) else end
+        if part_end == line.end:  # repeated boundary lines: left to the feed parser
             return []
-        spans.extend(_part(data, line.end(), part_end, boundaries, depth))
+        spans.extend(_part(data, line.end, part_end, boundaries, depth))
     return spans
 
 

@@ -7,6 +7,7 @@ the team (docs/sla.md states the rule for users). Pure: standard library and the
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -118,6 +119,9 @@ def lost_its_headers(facts: MessageFacts) -> bool:
     return _REPLY_PREFIX.match(facts.subject) is not None
 
 
+# Asked twice for each stored message (its candidates, then its index entry) and again
+# for every message of a thread that repeats the subject.
+@functools.lru_cache(maxsize=4096)
 def subject_key(text: str) -> str | None:
     """``normalize_subject(text)``, or None when it is too generic to thread by.
 
