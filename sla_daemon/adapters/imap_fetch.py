@@ -21,6 +21,7 @@ import structlog
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, ProtocolError
 
+from sla_daemon.adapters.fetchframes import read_tagged_answer
 from sla_daemon.adapters.fetchwire import FetchAnswerError, read_fetch_answer
 from sla_daemon.adapters.imapwire import fetched_message, message_size
 from sla_daemon.ports import FetchedMessage
@@ -48,11 +49,16 @@ def fetch_answer(
         return {}
     imap = client._imap  # the imaplib connection; imapclient sends FETCH through it too
     uid_set = ",".join(str(uid) for uid in uids)
+    imap._check_bye()
     tag = imap._command("UID", "FETCH", uid_set, "(" + " ".join(items).upper() + ")")
-    status, data = imap._command_complete("FETCH", tag)
+    try:
+        status, text, lines = read_tagged_answer(imap, tag)
+    except OSError as exc:
+        raise imap.abort(f"command: FETCH => socket error: {exc}") from exc
+    finally:
+        imap.tagged_commands.pop(tag, None)
     if status != "OK":
-        raise IMAPClientError(f"fetch failed: {data!r}")
-    _status, lines = imap._untagged_response(status, data, "FETCH")
+        raise IMAPClientError(f"fetch failed: {status} {text!r}")
     try:
         answer = read_fetch_answer(lines)
     except FetchAnswerError as exc:
