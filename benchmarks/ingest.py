@@ -11,7 +11,8 @@ SMTP sink (``tests/servers/smtp_sink.py``), and measures in one run:
 (a) baseline: imapclient alone fetching the items the daemon fetches, in the daemon's
     batch size, for every message of INBOX and Sent;
 (b) sla-daemon's first sync of the same mailbox (``build_service(config)`` and
-    ``service.sync``: fetch, parse, thread and store) and the ratio (b)/(a);
+    ``service.sync``: fetch, parse, thread and store), the best of two runs into
+    fresh state directories as (a) is the best of two, and the ratio (b)/(a);
 (c) the time from an APPEND into INBOX to the auto-ack arriving at the SMTP sink, for
     ``sla-daemon run`` started as a subprocess;
 (d) the peak RSS of a process that stores 100,000 messages through ``service.sync``,
@@ -69,6 +70,8 @@ from tests.servers.dovecot import DovecotServer  # noqa: E402
 from tests.servers.smtp_sink import ReceivedMail, SmtpSink  # noqa: E402
 
 SYNC_TARGET_RATIO = 0.5
+SYNC_RUNS = 2
+"""First syncs timed for (b), each into a fresh state directory; the best counts, as for (a)."""
 LATENCY_TARGET_P95 = 1.5  # seconds
 RSS_TARGET_MB = 150.0
 
@@ -408,16 +411,20 @@ def first_sync(
     sink: SmtpSink,
     log_level: str,
     profile: Path | None = None,
-) -> tuple[CycleReport, float, float]:
+    *,
+    run: int = 1,
+    decide: bool = True,
+) -> tuple[CycleReport, float, float | None]:
     """Build the real service from a generated config and time ``service.sync``.
 
-    Returns the report, the seconds of ``sync`` and the seconds of a dry-run ``decide``
-    (every conversation evaluated, nothing recorded) that follows it.
+    Each ``run`` starts from a state directory of its own. Returns the report, the
+    seconds of ``sync`` and, with ``decide``, the seconds of a dry-run ``decide`` (every
+    conversation evaluated, nothing recorded) that follows it.
     """
-    config_path = work / "sync.yaml"
+    config_path = work / f"sync-{run}.yaml"
     config_path.write_text(
         _config_yaml(
-            work / "sync-state",
+            work / f"sync-state-{run}",
             mailbox="support",
             imap=(server.host, server.port, user),
             maildir=None,
@@ -440,9 +447,11 @@ def first_sync(
         sync_seconds = time.perf_counter() - started
         if profiler is not None and profile is not None:
             profiler.dump_stats(profile)
-        started = time.perf_counter()
-        service.decide(CycleReport())
-        decide_seconds = time.perf_counter() - started
+        decide_seconds = None
+        if decide:
+            started = time.perf_counter()
+            service.decide(CycleReport())
+            decide_seconds = time.perf_counter() - started
         for source in service.sources:
             source.close()
         service.store.close()
@@ -759,25 +768,39 @@ def _sync_part(
     sink = SmtpSink()
     sink.start()
     try:
-        report, sync_seconds, decide_seconds = first_sync(
-            work, server, user, password, sink, log_level, profile
-        )
+        # Best of two, as (a): each run a first sync into a state directory of its own.
+        syncs = [
+            first_sync(
+                work,
+                server,
+                user,
+                password,
+                sink,
+                log_level,
+                profile if run == 1 else None,
+                run=run,
+                decide=run == SYNC_RUNS,
+            )
+            for run in range(1, SYNC_RUNS + 1)
+        ]
     finally:
         sink.stop()
+    report, sync_seconds, _ = min(syncs, key=lambda sync: sync[1])
+    decide_seconds = syncs[-1][2]
     rate = _rate(report.fetched, sync_seconds)
     _print_row(
         "(b) sla-daemon first sync",
         f"{rate:,.0f} msg/s",
-        f"{sync_seconds:.2f} s; fetched {report.fetched}, stored {report.stored}, "
-        f"duplicates {report.duplicates}, quarantined {report.quarantined}, "
-        f"log level {log_level}",
+        f"fetched {report.fetched}, stored {report.stored}, duplicates {report.duplicates}, "
+        f"quarantined {report.quarantined}, log level {log_level}; best of {len(syncs)}: "
+        + ", ".join(f"{sync[1]:.2f} s" for sync in syncs),
     )
     ratio = rate / baseline if baseline else float("nan")
     verdict = "met" if ratio >= SYNC_TARGET_RATIO else "NOT met"
     _print_row("(b)/(a)", f"{ratio:.2f}x", f"target >= {SYNC_TARGET_RATIO}x: {verdict}")
     _print_row(
         "evaluate after sync (dry run)",
-        f"{decide_seconds:.2f} s",
+        f"{decide_seconds or 0:.2f} s",
         "every conversation replayed by the engine; not part of (b)",
     )
 

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 import structlog
+from structlog.typing import FilteringBoundLogger
 
 from sla_daemon.adapters.store import Store
 from sla_daemon.auto_ack_limits import note_inbound
@@ -192,8 +193,12 @@ class SlaService:
                 message_id for _, facts in parsed for message_id in ids_to_link(facts)
             )
             known = self.store.messages(facts.message_id for _, facts in parsed)
+            # Bound once: each call through the module's lazy logger binds anew.
+            batch_log = log.bind(mailbox=batch.mailbox, folder=batch.folder)
             for fetched, facts in parsed:
-                role = self._store_message(batch, fetched, facts, now, report, links, known)
+                role = self._store_message(
+                    batch, fetched, facts, now, report, links, known, batch_log
+                )
                 if role is not None:
                     roles[role] = roles.get(role, 0) + 1
             self.store.set_cursor(
@@ -292,6 +297,7 @@ class SlaService:
         report: CycleReport,
         links: dict[str, str],
         stored: dict[str, MessageFacts],
+        batch_log: FilteringBoundLogger,
     ) -> str | None:
         """Store one parsed message; return its role, or None for a copy already stored.
 
@@ -310,11 +316,9 @@ class SlaService:
             if merged != known.keywords:
                 stored[facts.message_id] = replace(known, keywords=merged)
                 self.store.replace_facts(stored[facts.message_id])
-            log.debug(
+            batch_log.debug(
                 "message.duplicate",
                 message_id=facts.message_id,
-                mailbox=batch.mailbox,
-                folder=batch.folder,
                 reason="the same Message-ID was already stored from another folder",
             )
             return None
@@ -350,12 +354,10 @@ class SlaService:
         report.stored += 1
         verdict = classify(facts, self.rules)
         note_inbound(report.suppressed_by_reason, facts, verdict.role, verdict.reason)
-        log.debug(
+        batch_log.debug(
             "message.stored",
             message_id=facts.message_id,
             conversation=conversation_id,
-            mailbox=batch.mailbox,
-            folder=batch.folder,
             role=verdict.role.value,
             account=verdict.account.name if verdict.account else None,
             reason=verdict.reason,
