@@ -170,7 +170,12 @@ def assign_conversation(facts: MessageFacts, known: Mapping[str, str]) -> str:
     parent's conversation wins; the message's own id counts when no relation is known
     (a reply that arrived first has already named it as its parent).
     """
-    for message_id in related_ids(facts):
+    return _assigned(facts, ids_to_link(facts), known)
+
+
+def _assigned(facts: MessageFacts, link_ids: tuple[str, ...], known: Mapping[str, str]) -> str:
+    """``assign_conversation`` with ``ids_to_link(facts)`` worked out once by the caller."""
+    for message_id in link_ids[1:]:  # the related ids, nearest first
         conversation = known.get(message_id)
         if conversation is not None:
             return conversation
@@ -186,8 +191,12 @@ def conversations_to_merge(facts: MessageFacts, known: Mapping[str, str], into: 
     A reply stored before its parent starts a conversation of its own; when the parent
     (or a message linking both) arrives, the two are one thread and must be merged.
     """
-    linked = {known[i] for i in ids_to_link(facts) if i in known}
-    return linked - {into}
+    return _merged(ids_to_link(facts), known, into)
+
+
+def _merged(link_ids: tuple[str, ...], known: Mapping[str, str], into: str) -> set[str]:
+    """``conversations_to_merge`` with ``ids_to_link`` worked out once by the caller."""
+    return {known[i] for i in link_ids if i in known} - {into}
 
 
 def ids_to_link(facts: MessageFacts) -> tuple[str, ...]:
@@ -227,8 +236,8 @@ def plan_threading(
                 by_subject=True,
                 reason=reason,
             )
-    conversation_id = assign_conversation(facts, known)
-    merge = tuple(sorted(conversations_to_merge(facts, known, conversation_id)))
+    conversation_id = _assigned(facts, link_ids, known)
+    merge = tuple(sorted(_merged(link_ids, known, conversation_id)))
     return ThreadingPlan(conversation_id=conversation_id, merge=merge, link_ids=link_ids)
 
 
