@@ -125,6 +125,8 @@ def _is_client(facts: MessageFacts, status: ConversationStatus, rules: Rules | N
 
 def _printable(line: str) -> str:
     """A line of client text with control characters (escape sequences) removed."""
+    if line.isprintable():  # nearly every line: checked in C, kept as it is
+        return line
     return "".join(c for c in line if c == "\t" or c.isprintable())
 
 
