@@ -83,8 +83,18 @@ def empty_log(store: Store) -> None:
 
     A log already copied is reused from its start without taking a new block, so a
     small write could still succeed on a full disk; after this every write needs room.
+    The store's own checkpoint thread may be copying the log at that moment, and SQLite
+    then answers "busy" (a first column of 1) instead of waiting, leaving the log as it
+    was: so ask again until the log really is empty.
     """
-    store._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    wal = Path(f"{store.path}-wal")
+    deadline = time.monotonic() + 10.0
+    while True:
+        busy, frames, _ = store._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy == 0 and frames == 0 and wal.stat().st_size == 0:
+            return
+        assert time.monotonic() < deadline, f"the log stayed busy: {busy=} {frames=}"
+        time.sleep(0.01)
 
 
 def test_state_directory_full_then_free_again_loses_nothing(
