@@ -224,9 +224,12 @@ def _plainly_personal(facts: MessageFacts) -> bool:
     local, _, domain = facts.sender.email.rpartition("@")
     if _ANY_SENDER.match(local) or domain.endswith(_CHALLENGE_SUFFIXES):
         return False
-    if _ANY_SUBJECT.search(facts.subject):
+    subject = facts.subject
+    if _ANY_SUBJECT_PREFIX.match(subject) or _ANY_SUBJECT_PHRASE.search(_folded(subject)):
         return False
-    return _SNS_NOTIFICATION.search(facts.body_text[:4000]) is None
+    body = facts.body_text[:4000]
+    # A substring test finds the one literal the pattern needs far faster than it does.
+    return '"notificationType"' not in body or _SNS_NOTIFICATION.search(body) is None
 
 
 def _judge(facts: MessageFacts) -> AutomatedVerdict:
@@ -259,22 +262,28 @@ _CHALLENGE_SUFFIXES = _CHALLENGE_DOMAINS + tuple("." + d for d in _CHALLENGE_DOM
 _ANY_SENDER = re.compile(
     "|".join(f"(?:{pattern.pattern})" for pattern, _ in _SENDER_KINDS), re.IGNORECASE
 )
-# Searched, not matched: the prefix patterns start with ``^`` (the start of the subject),
-# an away phrase or a word about delivery (a witness for body text) may be anywhere.
-_ANY_SUBJECT = re.compile(
+# The prefix patterns start with ``^`` (the start of the subject): one match at its start
+# tries them all. An away phrase or a word about delivery (a witness for body text) may
+# be anywhere, and a case-blind search for them tries every alternative at every
+# position (about 7 µs a subject); the same patterns searched case-sensitively in the
+# folded subject take a quarter of that.
+_ANY_SUBJECT_PREFIX = re.compile(
     "|".join(
         f"(?:{p.pattern})"
-        for p in (
-            _COMPLAINT_SUBJECT,
-            _BOUNCE_SUBJECT,
-            _AUTO_REPLY_SUBJECT,
-            _LOTUS_AUTO_SUBJECT,
-            _AWAY_PHRASE,
-            _DELIVERY_WORD,
-        )
+        for p in (_COMPLAINT_SUBJECT, _BOUNCE_SUBJECT, _AUTO_REPLY_SUBJECT, _LOTUS_AUTO_SUBJECT)
     ),
     re.IGNORECASE,
 )
+_ANY_SUBJECT_PHRASE = re.compile(f"(?:{_AWAY_PHRASE.pattern})|(?:{_DELIVERY_WORD.pattern})")
+# Letters that ``re.IGNORECASE`` takes for a pattern's ``i`` or ``s`` but ``str.lower``
+# does not turn into them (U+0130 it turns into two characters): folded first, so that
+# the screen is never narrower than the case-blind patterns it stands for.
+_IGNORECASE_EXTRAS = str.maketrans({"\u0130": "i", "\u0131": "i", "\u017f": "s"})
+
+
+def _folded(text: str) -> str:
+    """``text`` in lower case, as ``re.IGNORECASE`` compares the patterns' letters."""
+    return text.translate(_IGNORECASE_EXTRAS).lower() if not text.isascii() else text.lower()
 
 
 def _signals(facts: MessageFacts) -> list[_Signal]:

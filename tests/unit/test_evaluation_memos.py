@@ -37,6 +37,10 @@ _SUBJECTS = st.sampled_from(
         "Complaint about message from x",
         "Delivery of the parcel",
         "Abwesenheitsnotiz",
+        # Letters that a case-blind pattern takes for "i" or "s" and str.lower() does not.
+        "I AM OUT OF THE OFF\u0130CE",
+        "I am on vacat\u0131on",
+        "\u017ftatus of your parcel",
     ]
 )
 _BODIES = st.sampled_from(
@@ -108,6 +112,20 @@ _SENDERS = st.sampled_from(
 @example("Re: Checkout broken", "Thanks!", [], "x@mail.boxbe.com", False)
 @example("Re: Checkout broken", "Thanks!", [], "no-reply@globex.example", False)
 @example("AUTO: away", "Thanks!", [], "dana@globex.example", False)
+@example(
+    "I AM OUT OF THE OFF\u0130CE",
+    "I am out of the office until Monday.",
+    [],
+    "dana@globex.example",
+    False,
+)
+@example(
+    "\u017ftatus of your parcel",
+    "The message could not be delivered to: a@b.example",
+    [],
+    "dana@globex.example",
+    False,
+)
 @example("Re: Checkout broken", "Thanks!", [], "dana@globex.example", True)
 @example("Re: Checkout broken", "Thanks!", [], None, False)
 def test_the_quick_screen_never_changes_a_verdict(
@@ -124,6 +142,31 @@ def test_the_quick_screen_never_changes_a_verdict(
         content_type="multipart/report" if report else "text/plain",
     )
     assert detect_automated(facts) == automated._judge(replace(facts))
+
+
+def test_the_screens_subject_phrases_are_written_in_lower_case() -> None:
+    """The phrase screen's patterns hold no capital letter.
+
+    It searches the folded subject case-sensitively: a capital letter would never match,
+    and the screen would let automated mail by unjudged.
+    """
+    pattern = automated._ANY_SUBJECT_PHRASE.pattern
+    assert pattern == pattern.lower()
+
+
+@pytest.mark.parametrize(
+    ("text", "folded"),
+    [
+        ("Out Of Office", "out of office"),
+        ("OFF\u0130CE", "office"),
+        ("vacat\u0131on", "vacation"),
+        ("\u017fTATUS", "status"),
+        ("Z\u00dcSTELLUNG", "z\u00fcstellung"),
+    ],
+)
+def test_folding_gives_the_letters_a_case_blind_pattern_matches(text: str, folded: str) -> None:
+    """Folding turns each letter into the one ``re.IGNORECASE`` compares it as."""
+    assert automated._folded(text) == folded
 
 
 def test_a_changed_message_is_judged_again() -> None:
