@@ -36,8 +36,7 @@ from typing import Protocol
 
 import structlog
 
-from sla_daemon.collections_pause import BULK_YOUNG_THRESHOLD as BULK
-from sla_daemon.collections_pause import fewer_collections
+from sla_daemon.collections_pause import BULK_YOUNG_THRESHOLD, fewer_collections
 from sla_daemon.core.aftercare import AccountContact, account_contacts, check_in_evaluations
 from sla_daemon.core.engine import evaluate
 from sla_daemon.core.model import (
@@ -190,7 +189,9 @@ class EvaluationCache:
             order = reader.conversation_ids()
         evaluated: list[tuple[datetime, str, Evaluation]] = []
         # A start reads, keeps or evaluates every conversation: a bulk pass (see there).
-        with fewer_collections(START_YOUNG_THRESHOLD if order is not None else BULK):
+        with fewer_collections(
+            START_YOUNG_THRESHOLD if order is not None else BULK_YOUNG_THRESHOLD
+        ):
             if order is not None:
                 wanted = self._start_from_summaries(reader, order, changed, now)
             for conversation_id in wanted:
