@@ -9,6 +9,7 @@ questions about the state database (``status``, ``explain``, ``report``).
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from sla_daemon.adapters.imap import ImapSource
@@ -30,10 +31,11 @@ from sla_daemon.config_types import secret_file
 from sla_daemon.core.model import Rules
 from sla_daemon.core.weekly_report import WeeklySchedule
 from sla_daemon.delivery import delivery_settings
+from sla_daemon.evaluation_cache import EvaluationCache
 from sla_daemon.hosts import listen_address
 from sla_daemon.metrics import DaemonMetrics
 from sla_daemon.ports import MailSource
-from sla_daemon.rules_from_config import build_rules
+from sla_daemon.rules_from_config import build_rules, rules_fingerprint
 from sla_daemon.service import IngestSettings, SlaService
 from sla_daemon.status_board import StatusBoard
 from sla_daemon.tls import client_context
@@ -134,7 +136,8 @@ def build_service(
     metrics: DaemonMetrics | None = None,
 ) -> SlaService:
     """Wire the whole pipeline for ``run``: sources, parser, store, renderer, sender."""
-    rules = build_rules(config)
+    today = datetime.now(UTC).date()
+    rules = build_rules(config, today=today)
     # Secrets are read here, at start-up: a missing password file stops the daemon with
     # a ConfigError (exit 78) instead of failing on the first cycle.
     sources = [build_source(mailbox, config.ingest, metrics) for mailbox in config.mailboxes]
@@ -164,6 +167,7 @@ def build_service(
         briefings=build_briefings(config, rules),
         delivery=delivery_settings(config.notices, config.timezone),
         weekly_reports=build_weekly_reports(config, rules),
+        evaluation_cache=EvaluationCache(rules_fingerprint(config, today)),
     )
 
 

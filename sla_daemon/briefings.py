@@ -104,12 +104,13 @@ class Briefings:
         forward to the next briefing instant when that comes first, so the runner wakes
         for it.
         """
-        statuses = [evaluation.status for evaluation in evaluations]
         for owner, zone in self.zones.items():
             today = now.astimezone(zone).date()
             last_decided = today if store.is_decided(briefing_key(owner, today)) else None
             day = briefing_due(now, self.briefing_at, zone, last_decided)
             if day is not None:
+                # Only when one is due: a kept evaluation decodes its status when asked.
+                statuses = [evaluation.status for evaluation in evaluations]
                 briefing = build_briefing(statuses, self.rules, owner, now, zone)
                 self._record(store, briefing_key(owner, day), briefing, now, report, dry_run)
             upcoming = next_briefing_at(now, self.briefing_at, zone)

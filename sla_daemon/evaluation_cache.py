@@ -5,22 +5,65 @@ time reaches its ``next_check_at`` (the next warning, breach, reminder, follow-u
 close). The store notes every changed conversation in a journal (schema 6); the cache
 keeps each conversation's next check time in a heap. A cycle therefore evaluates the
 journal's conversations and those whose check time has come, and nothing else: an idle
-cycle loads nothing. The first refresh of a cache (a start, a configuration reload)
-evaluates every stored conversation once, so a changed policy is applied everywhere.
+cycle loads nothing.
+
+The first refresh of a cache (a start, a configuration reload) reads the stored
+conversation summaries (schema 8) made under the same rules (``rules_fingerprint``) and
+evaluates only the conversations that have none, that the journal names, whose check
+time came, whose summary is from later than now (the clock went back) or that wait on
+the client (their paused due time is shown as if resumed now). Every other conversation
+is kept from its summary as a ``StoredEvaluation``: an ``Evaluation`` whose status is
+decoded only when first asked for, and whose headline (what the metrics and check-ins
+count by) is at hand without it. A subclass keeps ``core.model.Evaluation`` as it is for
+every consumer (the status page, briefings, reports), with nothing to decode until one
+of them looks. Rules changed by a reload have another fingerprint: every conversation
+is evaluated again, so a changed policy is applied everywhere.
+
+After the outbox has recorded a refresh's decisions, ``settle`` writes the summaries
+of the conversations it evaluated in the transaction that forgets the journal entries
+they cover. A crash before that leaves the journal, so the next start evaluates them
+again. A dry run records no decisions, so it writes no summary: it deletes those of the
+conversations it evaluated instead.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from sla_daemon.collections_pause import fewer_collections
+import structlog
+
+from sla_daemon.collections_pause import BULK_YOUNG_THRESHOLD, fewer_collections
 from sla_daemon.core.aftercare import AccountContact, account_contacts, check_in_evaluations
 from sla_daemon.core.engine import evaluate
-from sla_daemon.core.model import Evaluation, MessageFacts, Rules, SentNotice
+from sla_daemon.core.model import (
+    ConversationState,
+    ConversationStatus,
+    Evaluation,
+    Headline,
+    MessageFacts,
+    Rules,
+    SentNotice,
+)
+from sla_daemon.summary_codec import (
+    ConversationSummary,
+    decode_contacts,
+    decode_status,
+    encode_contacts,
+    encode_status,
+)
+
+log = structlog.get_logger(__name__)
+
+START_YOUNG_THRESHOLD = 10_000_000
+"""The collector's youngest threshold during a start from summaries: none runs at all.
+
+A start keeps nearly every object it makes (about 25 per conversation, under 3 million
+for 100,000): each collection would walk them and free nothing, a quarter of the start.
+"""
 
 
 class ConversationReader(Protocol):
@@ -42,6 +85,28 @@ class ConversationReader(Protocol):
         """The journal's position and the conversations changed up to it."""
         ...
 
+    def summaries(self, rules_fingerprint: str) -> list[ConversationSummary]:
+        """The stored summaries made under the rules of ``rules_fingerprint``."""
+        ...
+
+
+class SummaryKeeper(Protocol):
+    """Where ``settle`` writes: the store's summaries and journal."""
+
+    def forget_changes(self, upto: int) -> None:
+        """Drop the journal's entries up to ``upto``."""
+        ...
+
+    def keep_summaries(
+        self,
+        summaries: Sequence[ConversationSummary],
+        journal_upto: int,
+        *,
+        dropped: Iterable[str] = (),
+    ) -> None:
+        """Write ``summaries``, delete ``dropped``'s, forget the journal: one transaction."""
+        ...
+
 
 @dataclass(frozen=True)
 class Refresh:
@@ -51,18 +116,62 @@ class Refresh:
     """The conversations evaluated now, in the store's order: the outbox takes these."""
     journal_upto: int
     """Forget the journal up to here once the decisions are recorded."""
+    at: datetime
+    """The instant the conversations were evaluated at."""
+
+
+class StoredEvaluation(Evaluation):
+    """A conversation's evaluation kept from its summary, with no decision to take.
+
+    The status is decoded from the summary when first asked for, and kept; the headline
+    is the summary's.
+    """
+
+    _headline: Headline
+    _blob: bytes
+    _decoded: ConversationStatus | None
+
+    def __init__(self, summary: ConversationSummary) -> None:
+        # Frozen like its base: attributes are set once, here, past its __setattr__.
+        vars(self).update(
+            decisions=(),
+            next_check_at=summary.check_at,
+            _headline=summary.headline,
+            _blob=summary.status,
+            _decoded=None,
+        )
+
+    @property
+    def status(self) -> ConversationStatus:
+        """The summary's status (its ledger is None: ``explain`` evaluates afresh)."""
+        if self._decoded is None:
+            object.__setattr__(self, "_decoded", decode_status(self._blob))
+        assert self._decoded is not None
+        return self._decoded
+
+    @property
+    def headline(self) -> Headline:
+        """The summary's headline, without decoding the status."""
+        return self._headline
 
 
 class EvaluationCache:
-    """The latest evaluation of every conversation, and when each must be looked at again."""
+    """The latest evaluation of every conversation, and when each must be looked at again.
 
-    def __init__(self) -> None:
+    With a ``rules_fingerprint`` its first refresh starts from the stored summaries made
+    under those rules, and ``settle`` keeps new ones; without, it evaluates everything.
+    """
+
+    def __init__(self, rules_fingerprint: str | None = None) -> None:
+        self.rules_fingerprint = rules_fingerprint
         self.reset()
 
     def reset(self) -> None:
-        """Forget everything: the next refresh evaluates every conversation again."""
+        """Forget everything held in memory: the next refresh starts again from the store."""
         self._evaluations: dict[str, Evaluation] = {}
-        self._contacts: dict[str, dict[str, AccountContact]] = {}
+        # A conversation's contacts, or a summary's encoding of them until check-ins ask.
+        self._contacts: dict[str, dict[str, AccountContact] | bytes] = {}
+        self._merged_away: set[str] = set()
         self._check_at: dict[str, datetime] = {}
         self._heap: list[tuple[datetime, str]] = []
         self._complete = False
@@ -71,12 +180,20 @@ class EvaluationCache:
     def refresh(self, reader: ConversationReader, rules: Rules, now: datetime) -> Refresh:
         """Evaluate what changed or fell due (everything on the first call) at ``now``."""
         journal_upto, changed = reader.changed_conversations()
+        order: list[str] | None = None
         if self._complete:
             wanted: Iterable[str] = dict.fromkeys([*changed, *self._due(now)])
-        else:
+        elif self.rules_fingerprint is None:
             wanted = reader.conversation_ids()
+        else:
+            order = reader.conversation_ids()
         evaluated: list[tuple[datetime, str, Evaluation]] = []
-        with fewer_collections():
+        # A start reads, keeps or evaluates every conversation: a bulk pass (see there).
+        with fewer_collections(
+            START_YOUNG_THRESHOLD if order is not None else BULK_YOUNG_THRESHOLD
+        ):
+            if order is not None:
+                wanted = self._start_from_summaries(reader, order, changed, now)
             for conversation_id in wanted:
                 messages = reader.conversation_messages(conversation_id)
                 if not messages:  # merged into another conversation
@@ -86,6 +203,8 @@ class EvaluationCache:
                 evaluation = evaluate(conversation_id, messages, rules, notices, now)
                 self._keep(conversation_id, evaluation, messages, rules, now)
                 evaluated.append((messages[0].arrived_at, conversation_id, evaluation))
+        if order is not None:  # kept and evaluated conversations in the store's order
+            self._evaluations = {c: self._evaluations[c] for c in order if c in self._evaluations}
         if evaluated or not self._complete:
             self._account_view = None
         self._complete = True
@@ -94,7 +213,48 @@ class EvaluationCache:
             self._heap = [(at, cid) for cid, at in self._check_at.items()]
             heapq.heapify(self._heap)
         evaluated.sort(key=lambda item: (item[0], item[1]))
-        return Refresh([evaluation for _, _, evaluation in evaluated], journal_upto)
+        return Refresh([evaluation for _, _, evaluation in evaluated], journal_upto, now)
+
+    def settle(self, store: SummaryKeeper, refresh: Refresh, *, keep_summaries: bool) -> None:
+        """Forget the journal read by ``refresh``, with the summaries of what it evaluated.
+
+        Call it once the outbox has recorded the refresh's decisions. Without
+        ``keep_summaries`` (a dry run, which records none) the summaries of the
+        conversations it evaluated are deleted instead: a later start evaluates them.
+        """
+        merged_away, self._merged_away = self._merged_away, set()
+        if self.rules_fingerprint is None:
+            store.forget_changes(refresh.journal_upto)
+            return
+        evaluated = [e for e in refresh.evaluated if e.status.id in self._evaluations]
+        if not keep_summaries:
+            dropped = [*merged_away, *(e.status.id for e in evaluated)]
+            store.keep_summaries([], refresh.journal_upto, dropped=dropped)
+            return
+        with fewer_collections():  # after a start: one summary per conversation
+            self._keep_summaries(store, evaluated, refresh, merged_away)
+
+    def _keep_summaries(
+        self,
+        store: SummaryKeeper,
+        evaluated: list[Evaluation],
+        refresh: Refresh,
+        merged_away: set[str],
+    ) -> None:
+        assert self.rules_fingerprint is not None
+        summaries = [
+            ConversationSummary(
+                e.status.id,
+                self.rules_fingerprint,
+                refresh.at,
+                self._check_at.get(e.status.id),
+                e.headline,
+                encode_status(e.status),
+                self._encoded_contacts(e.status.id),
+            )
+            for e in evaluated
+        ]
+        store.keep_summaries(summaries, refresh.journal_upto, dropped=merged_away)
 
     def evaluations(self) -> list[Evaluation]:
         """The latest evaluation of every conversation."""
@@ -138,7 +298,44 @@ class EvaluationCache:
         else:
             self._check_at.pop(conversation_id, None)
 
+    def _start_from_summaries(
+        self, reader: ConversationReader, ids: list[str], changed: list[str], now: datetime
+    ) -> list[str]:
+        """Keep every conversation its summary still stands for; return the others."""
+        assert self.rules_fingerprint is not None
+        summaries = {s.conversation_id: s for s in reader.summaries(self.rules_fingerprint)}
+        journal = set(changed)
+        wanted: list[str] = []
+        for conversation_id in ids:
+            summary = summaries.get(conversation_id)
+            if summary is None or conversation_id in journal or not _holds(summary, now):
+                wanted.append(conversation_id)
+                continue
+            self._evaluations[conversation_id] = StoredEvaluation(summary)
+            if summary.contacts != b"[]":
+                self._contacts[conversation_id] = summary.contacts
+            if summary.check_at is not None:
+                self._check_at[conversation_id] = summary.check_at
+                self._heap.append((summary.check_at, conversation_id))
+        heapq.heapify(self._heap)
+        # Summaries of conversations merged away since: ``settle`` deletes them.
+        self._merged_away.update(summaries.keys() - set(ids))
+        log.info(
+            "evaluation.start",
+            conversations=len(ids),
+            kept_from_summaries=len(ids) - len(wanted),
+            to_evaluate=len(wanted),
+            reason="a summary under the same rules stands until its conversation changes "
+            "or its check time comes",
+        )
+        return wanted
+
+    def _encoded_contacts(self, conversation_id: str) -> bytes:
+        contacts = self._contacts.get(conversation_id, {})
+        return contacts if isinstance(contacts, bytes) else encode_contacts(contacts)
+
     def _forget(self, conversation_id: str) -> None:
+        self._merged_away.add(conversation_id)
         self._evaluations.pop(conversation_id, None)
         self._contacts.pop(conversation_id, None)
         self._check_at.pop(conversation_id, None)
@@ -155,18 +352,30 @@ class EvaluationCache:
         """Per account, the evaluation ``check_in_evaluations`` would pick among all."""
         latest: dict[str, Evaluation] = {}
         for evaluation in self._evaluations.values():
-            status = evaluation.status
-            if status.account is None or status.opened_at is None:
+            headline = evaluation.headline
+            if headline.account is None or headline.opened_at is None:
                 continue
-            known = latest.get(status.account)
-            known_opened = known.status.opened_at if known is not None else None
-            if known_opened is None or status.opened_at > known_opened:
-                latest[status.account] = evaluation
+            known = latest.get(headline.account)
+            known_opened = known.headline.opened_at if known is not None else None
+            if known_opened is None or headline.opened_at > known_opened:
+                latest[headline.account] = evaluation
         return list(latest.values())
 
     def _merged_contacts(self) -> dict[str, AccountContact]:
         merged: dict[str, AccountContact] = {}
-        for contacts in self._contacts.values():
+        for conversation_id, contacts in self._contacts.items():
+            if isinstance(contacts, bytes):
+                contacts = self._contacts[conversation_id] = decode_contacts(contacts)
             for name, contact in contacts.items():
                 merged[name] = contact.merged(merged[name]) if name in merged else contact
         return merged
+
+
+def _holds(summary: ConversationSummary, now: datetime) -> bool:
+    """Whether ``summary`` still says what an evaluation at ``now`` would."""
+    if summary.evaluated_at > now:  # the clock went back since it was made
+        return False
+    if summary.check_at is not None and summary.check_at <= now:
+        return False
+    # Waiting on the client shows its paused due time as if resumed now: evaluate it.
+    return summary.headline.state is not ConversationState.WAITING_ON_CLIENT

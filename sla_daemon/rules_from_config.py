@@ -6,12 +6,16 @@ A plain conversion, no I/O beyond the ``holidays`` package's tables: the composi
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from email.utils import parseaddr
+from importlib.metadata import version
 
 import holidays
+import orjson
 
+import sla_daemon
 from sla_daemon.config import (
     AccountConfig,
     ClockOverride,
@@ -129,6 +133,30 @@ def build_rules(config: Config, *, today: date | None = None) -> Rules:
         auto_ack_per_sender_per_day=config.notices.auto_ack_per_sender_per_day,
         calendars=calendars,
     )
+
+
+def rules_fingerprint(config: Config, today: date) -> str:
+    """A digest of everything ``build_rules(config, today=today)`` depends on.
+
+    Two configurations with the same fingerprint give the same rules, so a conversation
+    summary made under one holds under the other. It covers exactly the sections
+    ``build_rules`` reads, the year that centres the holidays, and the versions of
+    sla-daemon and of ``holidays``; never the mailboxes or SMTP (their secrets).
+    """
+    sections = {
+        "calendars": {n: c.model_dump(mode="json") for n, c in config.calendars.items()},
+        "team": config.team.model_dump(mode="json"),
+        "policies": {n: p.model_dump(mode="json") for n, p in config.policies.items()},
+        "accounts": [account.model_dump(mode="json") for account in config.accounts],
+        "markers": config.markers.model_dump(mode="json"),
+        "auto_ack_max_age": config.ingest.auto_ack_max_age.total_seconds(),
+        "default_account": config.default_account,
+        "auto_ack_per_sender_per_day": config.notices.auto_ack_per_sender_per_day,
+        "year": today.year,
+        "sla_daemon": sla_daemon.__version__,
+        "holidays": version("holidays"),
+    }
+    return hashlib.sha256(orjson.dumps(sections, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def account_policy_name(account: AccountConfig) -> str:

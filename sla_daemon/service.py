@@ -98,6 +98,7 @@ class SlaService:
         briefings: Briefings | None = None,
         delivery: DeliverySettings | None = None,
         weekly_reports: WeeklyReports | None = None,
+        evaluation_cache: EvaluationCache | None = None,
     ) -> None:
         self.store = store
         self.sources = sources
@@ -119,7 +120,7 @@ class SlaService:
         """The owners' morning briefings (``notices.briefing_at``), or None."""
         self.weekly_reports = weekly_reports
         """The weekly report (``reports.weekly``), or None."""
-        self.evaluation_cache = EvaluationCache()
+        self.evaluation_cache = evaluation_cache or EvaluationCache()
         """Every conversation's latest evaluation; a cycle refreshes what changed or fell due."""
         self.last_evaluations: list[Evaluation] = []
         """Every conversation's latest evaluation after the last ``decide`` (for the metrics)."""
@@ -388,7 +389,7 @@ class SlaService:
             # The decisions of this refresh may be unrecorded: the next cycle starts over.
             self.evaluation_cache.reset()
             raise
-        self.store.forget_changes(refresh.journal_upto)
+        self.evaluation_cache.settle(self.store, refresh, keep_summaries=not self.dry_run)
         if self.briefings is not None:
             self.briefings.decide(
                 self.store, self.last_evaluations, now, report, dry_run=self.dry_run

@@ -203,5 +203,28 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX IF NOT EXISTS deliveries_by_batch ON deliveries (via)
         WHERE state IN ('pending', 'held');
     """,
+    # 8: conversation summaries. Each conversation's last evaluation in brief: the
+    # fingerprint of the rules it was made under, when, its next check time, its headline
+    # (cycle, state, account, opened_at, breaches as a JSON list), its status (orjson,
+    # without the ledger) and its account contacts (orjson). A start keeps a conversation
+    # from its summary instead of evaluating it when the rules are the same, the journal
+    # does not name it and its check time has not come. A summary is written in the
+    # transaction that forgets the journal entries it covers, after the decisions of its
+    # evaluation are recorded. Running this again changes nothing.
+    """
+    CREATE TABLE IF NOT EXISTS conversation_summaries (
+        conversation_id TEXT PRIMARY KEY,
+        rules TEXT NOT NULL,
+        evaluated_at TEXT NOT NULL,
+        check_at TEXT,
+        cycle INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        account TEXT,
+        opened_at TEXT,
+        breaches TEXT NOT NULL,
+        status BLOB NOT NULL,
+        contacts BLOB NOT NULL
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

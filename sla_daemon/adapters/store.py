@@ -26,6 +26,7 @@ from sla_daemon.adapters.store_errors import damage_errors, state_errors
 from sla_daemon.adapters.store_limits import AutoAckLimitRecords
 from sla_daemon.adapters.store_messages import SUBJECT_INDEX_VERSION, MessageRecords
 from sla_daemon.adapters.store_outbox import OutboxRecords
+from sla_daemon.adapters.store_summaries import SummaryRecords
 from sla_daemon.errors import EX_STATE_BUSY, StateDatabaseError, StateWriteError
 from sla_daemon.ports import FolderCursor
 
@@ -63,6 +64,7 @@ class Store(
     DeliveryRecords,
     BatchRecords,
     AutoAckLimitRecords,
+    SummaryRecords,
     ChangeRecords,
 ):
     """The SQLite state database. Open one per process; not shared across threads."""

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from sla_daemon.core.calendar import Calendar, calendar_named
 
@@ -379,6 +379,20 @@ class ConversationStatus:
     explanation, so two statuses that differ only in it are equal."""
 
 
+class Headline(NamedTuple):
+    """The few figures of a status that the metrics and the check-ins count by.
+
+    A named tuple: a start builds one per stored conversation, and a tuple is made
+    several times faster than a frozen dataclass.
+    """
+
+    cycle: int
+    state: ConversationState
+    account: str | None
+    opened_at: datetime | None
+    breaches: tuple[ClockName, ...]
+
+
 @dataclass(frozen=True)
 class Evaluation:
     """The engine's answer for one conversation at one instant."""
@@ -388,3 +402,11 @@ class Evaluation:
     next_check_at: datetime | None = None
     """The next instant at which the decisions can change without new mail (a warning
     offset, a due time, a re-escalation), so the runner can wake for it."""
+
+    @property
+    def headline(self) -> Headline:
+        """The status's headline (an evaluation kept from a summary has it without one)."""
+        status = self.status
+        return Headline(
+            status.cycle, status.state, status.account, status.opened_at, status.breaches
+        )

@@ -12,6 +12,7 @@ from sla_daemon.adapters.store import SCHEMA_VERSION, Store
 from sla_daemon.core.engine import evaluate
 from sla_daemon.core.model import Address, MessageFacts, NoticeKind, SentNotice
 from sla_daemon.evaluation_cache import EvaluationCache
+from sla_daemon.summary_codec import ConversationSummary
 from tests.unit.builders import NOW, client_mail, rules, team_reply
 
 
@@ -38,6 +39,10 @@ class CountingReader:
     def changed_conversations(self) -> tuple[int, list[str]]:
         """The store's journal."""
         return self.store.changed_conversations()
+
+    def summaries(self, rules_fingerprint: str) -> list[ConversationSummary]:
+        """The store's summaries made under ``rules_fingerprint``."""
+        return self.store.summaries(rules_fingerprint)
 
 
 def _newsletter(message_id: str) -> MessageFacts:
