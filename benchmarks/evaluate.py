@@ -19,7 +19,7 @@ the last ten days. It measures, in one run:
 - **start from stored summaries**: what a daemon start costs when the rules are those
   the summaries were made under: a fresh ``EvaluationCache.refresh`` reading every
   summary from a real SQLite store (written by ``EvaluationCache.settle``, as the service
-  writes them), evaluating only the conversations due or waiting on the client, then
+  writes them), evaluating only the conversations due, then
   ``evaluations()`` and the metrics' headlines of all; target <= 1 s for 100,000;
 - **incremental cycle**: ``EvaluationCache.refresh`` of the same conversations after the
   full one, at a time when 1% of them changed and nothing else is due (what a cycle
@@ -54,7 +54,6 @@ from sla_daemon.config import load_config  # noqa: E402
 from sla_daemon.core.engine import evaluate  # noqa: E402
 from sla_daemon.core.model import (  # noqa: E402
     Address,
-    ConversationState,
     Evaluation,
     FolderKind,
     MessageFacts,
@@ -322,12 +321,6 @@ def main(argv: list[str] | None = None) -> int:
         f"start from stored summaries           {start_seconds:8.3f} s  "
         f"{start_seconds / base:6.1f}x baseline  {len(start_evaluated):,} evaluated  "
         f"(target <= {TARGET_SECONDS:g} s: {verdict})"
-    )
-    waiting = sum(e.status.state is ConversationState.WAITING_ON_CLIENT for e in start_evaluated)
-    # An estimate, not a measurement: the evaluations at the full pass's rate per conversation.
-    print(
-        f"  of which waiting on the client: {waiting:,} evaluated, about "
-        f"{waiting * full / count:.3f} s at the full pass's rate"
     )
     print(
         f"incremental cycle, {len(refreshed.evaluated):,} changed  {incremental:8.3f} s  "

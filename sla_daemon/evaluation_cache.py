@@ -10,8 +10,9 @@ cycle loads nothing.
 The first refresh of a cache (a start, a configuration reload) reads the stored
 conversation summaries (schema 8) made under the same rules (``rules_fingerprint``) and
 evaluates only the conversations that have none, that the journal names, whose check
-time came, whose summary is from later than now (the clock went back) or that wait on
-the client (their paused due time is shown as if resumed now). Every other conversation
+time came, or whose summary is from later than now (the clock went back). Every other
+conversation (one waiting on the client too, as between cycles: its paused clock has
+no check time)
 is kept from its summary as a ``StoredEvaluation``: an ``Evaluation`` whose status is
 decoded only when first asked for, and whose headline (what the metrics and check-ins
 count by) is at hand without it. A subclass keeps ``core.model.Evaluation`` as it is for
@@ -28,6 +29,7 @@ conversations it evaluated instead.
 
 from __future__ import annotations
 
+import gc
 import heapq
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -40,7 +42,6 @@ from sla_daemon.collections_pause import BULK_YOUNG_THRESHOLD, fewer_collections
 from sla_daemon.core.aftercare import AccountContact, account_contacts, check_in_evaluations
 from sla_daemon.core.engine import evaluate
 from sla_daemon.core.model import (
-    ConversationState,
     ConversationStatus,
     Evaluation,
     Headline,
@@ -63,6 +64,18 @@ START_YOUNG_THRESHOLD = 10_000_000
 
 A start keeps nearly every object it makes (about 25 per conversation, under 3 million
 for 100,000): each collection would walk them and free nothing, a quarter of the start.
+"""
+
+FREEZE_AFTER_START = 10_000
+"""Conversations from which a cache's first refresh moves what it made out of the collector.
+
+What a start keeps (every conversation's evaluation, summary, contacts) lives until the
+next start or reload and holds no reference cycle, so the collector would walk it at
+every full collection and never free any of it: ``gc.freeze`` moves all objects alive
+then to the permanent generation, which the collector skips. Reference counting still
+frees them when a reload replaces the cache. The price is any cyclic garbage alive at
+that moment, kept for good: one start's worth at most. Below this size the walk costs
+less than a few milliseconds, so nothing is frozen.
 """
 
 
@@ -127,32 +140,33 @@ class StoredEvaluation(Evaluation):
     is the summary's.
     """
 
-    _headline: Headline
-    _blob: bytes
-    _decoded: ConversationStatus | None
+    _summary: ConversationSummary
+    _decoded: ConversationStatus | None = None
 
     def __init__(self, summary: ConversationSummary) -> None:
-        # Frozen like its base: attributes are set once, here, past its __setattr__.
-        vars(self).update(
-            decisions=(),
-            next_check_at=summary.check_at,
-            _headline=summary.headline,
-            _blob=summary.status,
-            _decoded=None,
-        )
+        # Frozen like its base: the one attribute is set here, past its __setattr__. A
+        # start makes one per conversation, so everything else is read from the summary
+        # (``decisions`` is the base's class default, no decision to take).
+        self.__dict__["_summary"] = summary
+
+    @property  # the base's field, read from the summary here
+    def next_check_at(self) -> datetime | None:
+        """The summary's check time."""
+        return self._summary.check_at
 
     @property
     def status(self) -> ConversationStatus:
         """The summary's status (its ledger is None: ``explain`` evaluates afresh)."""
-        if self._decoded is None:
-            object.__setattr__(self, "_decoded", decode_status(self._blob))
-        assert self._decoded is not None
-        return self._decoded
+        decoded = self._decoded
+        if decoded is None:
+            decoded = decode_status(self._summary.status)
+            self.__dict__["_decoded"] = decoded
+        return decoded
 
     @property
     def headline(self) -> Headline:
         """The summary's headline, without decoding the status."""
-        return self._headline
+        return self._summary.headline
 
 
 class EvaluationCache:
@@ -203,8 +217,15 @@ class EvaluationCache:
                 evaluation = evaluate(conversation_id, messages, rules, notices, now)
                 self._keep(conversation_id, evaluation, messages, rules, now)
                 evaluated.append((messages[0].arrived_at, conversation_id, evaluation))
-        if order is not None:  # kept and evaluated conversations in the store's order
-            self._evaluations = {c: self._evaluations[c] for c in order if c in self._evaluations}
+            if order is not None and evaluated:
+                # Kept ones went in in the store's order; the evaluated ones go in after.
+                self._evaluations = {
+                    c: self._evaluations[c] for c in order if c in self._evaluations
+                }
+            if not self._complete and len(self._evaluations) >= FREEZE_AFTER_START:
+                # Before the threshold is restored: the first collection after it would
+                # walk everything the start made (a quarter of a second for 100,000).
+                gc.freeze()
         if evaluated or not self._complete:
             self._account_view = None
         self._complete = True
@@ -306,17 +327,24 @@ class EvaluationCache:
         summaries = {s.conversation_id: s for s in reader.summaries(self.rules_fingerprint)}
         journal = set(changed)
         wanted: list[str] = []
+        # Bound once: this loop runs once per stored conversation.
+        evaluations, contacts, check_at, heap = (
+            self._evaluations,
+            self._contacts,
+            self._check_at,
+            self._heap,
+        )
         for conversation_id in ids:
             summary = summaries.get(conversation_id)
             if summary is None or conversation_id in journal or not _holds(summary, now):
                 wanted.append(conversation_id)
                 continue
-            self._evaluations[conversation_id] = StoredEvaluation(summary)
+            evaluations[conversation_id] = StoredEvaluation(summary)
             if summary.contacts != b"[]":
-                self._contacts[conversation_id] = summary.contacts
+                contacts[conversation_id] = summary.contacts
             if summary.check_at is not None:
-                self._check_at[conversation_id] = summary.check_at
-                self._heap.append((summary.check_at, conversation_id))
+                check_at[conversation_id] = summary.check_at
+                heap.append((summary.check_at, conversation_id))
         heapq.heapify(self._heap)
         # Summaries of conversations merged away since: ``settle`` deletes them.
         self._merged_away.update(summaries.keys() - set(ids))
@@ -375,7 +403,6 @@ def _holds(summary: ConversationSummary, now: datetime) -> bool:
     """Whether ``summary`` still says what an evaluation at ``now`` would."""
     if summary.evaluated_at > now:  # the clock went back since it was made
         return False
-    if summary.check_at is not None and summary.check_at <= now:
-        return False
-    # Waiting on the client shows its paused due time as if resumed now: evaluate it.
-    return summary.headline.state is not ConversationState.WAITING_ON_CLIENT
+    # Waiting on the client is kept too: its paused clock has no check time, and between
+    # cycles a running daemon keeps its evaluation (and shown due time) the same way.
+    return summary.check_at is None or summary.check_at > now

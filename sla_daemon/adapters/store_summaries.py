@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import orjson
@@ -21,6 +22,12 @@ from sla_daemon.core.model import ClockName, ConversationState, Headline
 from sla_daemon.summary_codec import ConversationSummary
 
 _STATES = {state.value: state for state in ConversationState}
+
+
+@lru_cache(maxsize=64)
+def _breaches(stored: str) -> tuple[ClockName, ...]:
+    """The breached clocks of a stored JSON list (a handful of distinct values in all)."""
+    return tuple(ClockName(name) for name in orjson.loads(stored))
 
 
 class SummaryRecords(ChangeRecords):
@@ -40,25 +47,28 @@ class SummaryRecords(ChangeRecords):
             (rules_fingerprint,),
         )
         parse = datetime.fromisoformat
-        return [  # a start reads every row: enum and JSON lookups only where needed
-            ConversationSummary(
-                conversation_id,
-                rules_fingerprint,
-                parse(evaluated_at),
-                parse(check_at) if check_at is not None else None,
-                Headline(
-                    cycle,
-                    _STATES[state],
-                    account,
-                    parse(opened_at) if opened_at is not None else None,
-                    (
-                        tuple(ClockName(name) for name in orjson.loads(breaches))
-                        if breaches != "[]"
-                        else ()
+        # A start reads every row: ``_make`` skips the per-field constructor of a named
+        # tuple, and each distinct breaches value is decoded once.
+        make_summary, make_headline = ConversationSummary._make, Headline._make
+        return [
+            make_summary(
+                (
+                    conversation_id,
+                    rules_fingerprint,
+                    parse(evaluated_at),
+                    parse(check_at) if check_at is not None else None,
+                    make_headline(
+                        (
+                            cycle,
+                            _STATES[state],
+                            account,
+                            parse(opened_at) if opened_at is not None else None,
+                            _breaches(breaches),
+                        )
                     ),
-                ),
-                status,
-                contacts,
+                    status,
+                    contacts,
+                )
             )
             for (
                 conversation_id,

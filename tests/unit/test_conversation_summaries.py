@@ -1,8 +1,7 @@
 """Starting from stored conversation summaries (schema 8) over a real SQLite store.
 
 A start keeps every conversation whose summary still stands and evaluates the others:
-those changed since (journal), due, made under other rules or at a later time, or
-waiting on the client.
+those changed since (journal), due, or made under other rules or at a later time.
 """
 
 from __future__ import annotations
@@ -95,13 +94,22 @@ def test_a_clock_earlier_than_the_summaries_evaluates_them(tmp_path: Path) -> No
     assert _start(store, NOW - timedelta(minutes=1))[1] == ["c-news", "c-open", "c-planned"]
 
 
-def test_a_conversation_waiting_on_the_client_is_evaluated(tmp_path: Path) -> None:
-    """Waiting on the client shows a paused due time as if resumed now: always evaluated."""
+def test_a_conversation_waiting_on_the_client_is_kept_as_between_cycles(tmp_path: Path) -> None:
+    """Waiting on the client is kept from its summary, as a running daemon keeps it.
+
+    Its paused action-plan clock has no check time, so between cycles the daemon keeps
+    its evaluation until the client writes; a start does the same, and holds the state
+    and the paused due time of that evaluation.
+    """
     store = Store(tmp_path / "s.sqlite3")
     store.add_message(client_mail("ask", 5), "c-wait", NOW)
     store.add_message(team_reply("w", 4, "ask", keywords=("$WaitingOnClient",)), "c-wait", NOW)
     assert _run(store, NOW) == ["c-wait"]
-    assert _start(store, NOW + timedelta(minutes=1))[1] == ["c-wait"]
+    cache, loaded, _ = _start(store, NOW + timedelta(minutes=1))
+    assert loaded == []
+    kept = cache.evaluations()[0].status
+    made = evaluate("c-wait", store.conversation_messages("c-wait"), rules(), {}, NOW).status
+    assert (kept.state, kept.action_plan_due) == (made.state, made.action_plan_due)
 
 
 def test_a_dry_run_writes_no_summary_and_drops_what_it_evaluated(tmp_path: Path) -> None:
