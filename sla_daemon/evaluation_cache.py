@@ -42,17 +42,15 @@ from sla_daemon.collections_pause import BULK_YOUNG_THRESHOLD, fewer_collections
 from sla_daemon.core.aftercare import AccountContact, account_contacts, check_in_evaluations
 from sla_daemon.core.engine import evaluate
 from sla_daemon.core.model import (
-    ConversationStatus,
     Evaluation,
-    Headline,
     MessageFacts,
     Rules,
     SentNotice,
 )
 from sla_daemon.summary_codec import (
     ConversationSummary,
+    StoredEvaluation,
     decode_contacts,
-    decode_status,
     encode_contacts,
     encode_status,
 )
@@ -131,42 +129,6 @@ class Refresh:
     """Forget the journal up to here once the decisions are recorded."""
     at: datetime
     """The instant the conversations were evaluated at."""
-
-
-class StoredEvaluation(Evaluation):
-    """A conversation's evaluation kept from its summary, with no decision to take.
-
-    The status is decoded from the summary when first asked for, and kept; the headline
-    is the summary's.
-    """
-
-    _summary: ConversationSummary
-    _decoded: ConversationStatus | None = None
-
-    def __init__(self, summary: ConversationSummary) -> None:
-        # Frozen like its base: the one attribute is set here, past its __setattr__. A
-        # start makes one per conversation, so everything else is read from the summary
-        # (``decisions`` is the base's class default, no decision to take).
-        self.__dict__["_summary"] = summary
-
-    @property  # the base's field, read from the summary here
-    def next_check_at(self) -> datetime | None:
-        """The summary's check time."""
-        return self._summary.check_at
-
-    @property
-    def status(self) -> ConversationStatus:
-        """The summary's status (its ledger is None: ``explain`` evaluates afresh)."""
-        decoded = self._decoded
-        if decoded is None:
-            decoded = decode_status(self._summary.status)
-            self.__dict__["_decoded"] = decoded
-        return decoded
-
-    @property
-    def headline(self) -> Headline:
-        """The summary's headline, without decoding the status."""
-        return self._summary.headline
 
 
 class EvaluationCache:

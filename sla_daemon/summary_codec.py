@@ -3,8 +3,9 @@
 A summary is what a start needs of a conversation that nothing changed since its last
 evaluation: its next check time, its headline (for the metrics and check-ins), its
 account contacts (for the check-ins) and its status, encoded as orjson without the
-ledger (an explanation, rebuilt by ``explain``). The status is decoded only when asked
-for, so a start over many conversations builds none it does not show.
+ledger (an explanation, rebuilt by ``explain``). ``StoredEvaluation`` is the evaluation
+a start keeps from a summary: its status is decoded only when asked for, so a start over
+many conversations builds none it does not show.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sla_daemon.core.model import (
     ClockStatus,
     ConversationState,
     ConversationStatus,
+    Evaluation,
     Headline,
 )
 
@@ -137,3 +139,39 @@ def decode_contacts(blob: bytes) -> dict[str, AccountContact]:
         account: AccountContact(account, _required_time(first), _time(last))
         for account, first, last in rows
     }
+
+
+class StoredEvaluation(Evaluation):
+    """A conversation's evaluation kept from its summary, with no decision to take.
+
+    The status is decoded from the summary when first asked for, and kept; the headline
+    is the summary's.
+    """
+
+    _summary: ConversationSummary
+    _decoded: ConversationStatus | None = None
+
+    def __init__(self, summary: ConversationSummary) -> None:
+        # Frozen like its base: the one attribute is set here, past its __setattr__. A
+        # start makes one per conversation, so everything else is read from the summary
+        # (``decisions`` is the base's class default, no decision to take).
+        self.__dict__["_summary"] = summary
+
+    @property  # the base's field, read from the summary here
+    def next_check_at(self) -> datetime | None:
+        """The summary's check time."""
+        return self._summary.check_at
+
+    @property
+    def status(self) -> ConversationStatus:
+        """The summary's status (its ledger is None: ``explain`` evaluates afresh)."""
+        decoded = self._decoded
+        if decoded is None:
+            decoded = decode_status(self._summary.status)
+            self.__dict__["_decoded"] = decoded
+        return decoded
+
+    @property
+    def headline(self) -> Headline:
+        """The summary's headline, without decoding the status."""
+        return self._summary.headline
