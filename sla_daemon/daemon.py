@@ -135,7 +135,7 @@ class Daemon:
         if self.metrics is not None:
             self.metrics.observe_cycle(
                 report,
-                service.last_evaluations,
+                service.evaluation_cache.counts(),
                 service.store.open_delivery_counts(),
                 service.store.next_delivery_at(),
             )

@@ -39,10 +39,12 @@ from typing import Protocol
 import structlog
 
 from sla_daemon.collections_pause import BULK_YOUNG_THRESHOLD, fewer_collections
+from sla_daemon.conversation_counts import ConversationCounts
 from sla_daemon.core.aftercare import AccountContact, account_contacts, check_in_evaluations
 from sla_daemon.core.engine import evaluate
 from sla_daemon.core.model import (
     Evaluation,
+    Headline,
     MessageFacts,
     Rules,
     SentNotice,
@@ -145,6 +147,7 @@ class EvaluationCache:
     def reset(self) -> None:
         """Forget everything held in memory: the next refresh starts again from the store."""
         self._evaluations: dict[str, Evaluation] = {}
+        self._counts = ConversationCounts()
         # A conversation's contacts, or a summary's encoding of them until check-ins ask.
         self._contacts: dict[str, dict[str, AccountContact] | bytes] = {}
         self._merged_away: set[str] = set()
@@ -243,6 +246,10 @@ class EvaluationCache:
         """The latest evaluation of every conversation."""
         return list(self._evaluations.values())
 
+    def counts(self) -> ConversationCounts:
+        """The latest evaluations counted by state, account and breach (kept up to date)."""
+        return self._counts
+
     def next_check_at(self) -> datetime | None:
         """The earliest moment a kept evaluation must be made again."""
         while self._heap and self._check_at.get(self._heap[0][1]) != self._heap[0][0]:
@@ -266,7 +273,11 @@ class EvaluationCache:
         rules: Rules,
         now: datetime,
     ) -> None:
+        replaced = self._evaluations.get(conversation_id)
+        if replaced is not None:
+            self._counts.remove(replaced.headline)
         self._evaluations[conversation_id] = evaluation
+        self._counts.add(evaluation.headline)
         contacts = account_contacts([messages], rules, now)
         if contacts:
             self._contacts[conversation_id] = contacts
@@ -289,6 +300,7 @@ class EvaluationCache:
         summaries = {s.conversation_id: s for s in reader.summaries(self.rules_fingerprint)}
         journal = set(changed)
         wanted: list[str] = []
+        kept_headlines: list[Headline] = []
         # Bound once: this loop runs once per stored conversation.
         evaluations, contacts, check_at, heap = (
             self._evaluations,
@@ -302,12 +314,14 @@ class EvaluationCache:
                 wanted.append(conversation_id)
                 continue
             evaluations[conversation_id] = StoredEvaluation(summary)
+            kept_headlines.append(summary.headline)
             if summary.contacts != b"[]":
                 contacts[conversation_id] = summary.contacts
             if summary.check_at is not None:
                 check_at[conversation_id] = summary.check_at
                 heap.append((summary.check_at, conversation_id))
         heapq.heapify(self._heap)
+        self._counts.add_all(kept_headlines)
         # Summaries of conversations merged away since: ``settle`` deletes them.
         self._merged_away.update(summaries.keys() - set(ids))
         log.info(
@@ -326,7 +340,9 @@ class EvaluationCache:
 
     def _forget(self, conversation_id: str) -> None:
         self._merged_away.add(conversation_id)
-        self._evaluations.pop(conversation_id, None)
+        forgotten = self._evaluations.pop(conversation_id, None)
+        if forgotten is not None:
+            self._counts.remove(forgotten.headline)
         self._contacts.pop(conversation_id, None)
         self._check_at.pop(conversation_id, None)
 

@@ -2,7 +2,8 @@
 
 One ``DaemonMetrics`` lives as long as the process: a reload builds a new service but
 keeps these figures (counters go on counting). It is updated after every cycle from the
-cycle's report and the evaluations the cycle computed (nothing is evaluated again), and
+cycle's report and the conversation counts the evaluation cache keeps (nothing is
+evaluated or walked again), and
 the IMAP sources count their reconnects into it. Times since the last sync are computed
 when scraped, so a hung loop shows as a growing number. The metric names and labels are
 listed in docs/operations.md.
@@ -11,7 +12,6 @@ listed in docs/operations.md.
 from __future__ import annotations
 
 import threading
-from collections import Counter as Tally
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 
@@ -20,7 +20,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from sla_daemon.clock import Clock
-from sla_daemon.core.model import Evaluation
+from sla_daemon.conversation_counts import ConversationCounts
 from sla_daemon.health import health_problems
 from sla_daemon.service import CycleReport
 
@@ -107,11 +107,11 @@ class DaemonMetrics:
     def observe_cycle(
         self,
         report: CycleReport,
-        evaluations: Sequence[Evaluation],
+        conversations: ConversationCounts,
         open_deliveries: dict[str, int],
         oldest_due_delivery: datetime | None,
     ) -> None:
-        """Take in one cycle: its report, its evaluations and the outbox after it."""
+        """Take in one cycle: its report, the conversations' counts and the outbox after it."""
         now = self.clock.now()
         self.cycles.inc()
         for kind, outcomes in report.deliveries.items():
@@ -121,7 +121,7 @@ class DaemonMetrics:
                 self.notices_failed.labels(kind=kind).inc(outcomes["failed"])
         for reason, count in report.suppressed_by_reason.items():
             self.notices_suppressed.labels(reason=reason).inc(count)
-        self._observe_conversations(evaluations)
+        self._observe_conversations(conversations)
         for state, count in open_deliveries.items():
             self.outbox_depth.labels(state=state).set(count)
         with self._lock:
@@ -130,25 +130,14 @@ class DaemonMetrics:
                     self._last_synced[mailbox] = now
             self._oldest_due_delivery = oldest_due_delivery
 
-    def _observe_conversations(self, evaluations: Sequence[Evaluation]) -> None:
-        by_state: Tally[tuple[str, str]] = Tally()
-        by_breach: Tally[tuple[str, str]] = Tally()
-        for evaluation in evaluations:
-            headline = evaluation.headline  # a kept evaluation's status is not decoded
-            if headline.cycle == 0:
-                continue  # no client request: no promise, as in ``status``
-            account = headline.account or NO_ACCOUNT
-            # Counted by member, named once per label: str() of an enum costs per call.
-            by_state[(headline.state, account)] += 1
-            for clock_name in headline.breaches:
-                by_breach[(clock_name, account)] += 1
+    def _observe_conversations(self, conversations: ConversationCounts) -> None:
         # Replaced as a whole: a state no conversation is in any more must read 0, not stay.
         self.conversations.clear()
-        for (state, account), count in by_state.items():
-            self.conversations.labels(state=str(state), account=account).set(count)
+        for (state, account), count in conversations.by_state().items():
+            self.conversations.labels(state=str(state), account=account or NO_ACCOUNT).set(count)
         self.breaches.clear()
-        for (clock_label, account), count in by_breach.items():
-            self.breaches.labels(clock=str(clock_label), account=account).set(count)
+        for (clock_name, account), count in conversations.by_breach().items():
+            self.breaches.labels(clock=str(clock_name), account=account or NO_ACCOUNT).set(count)
 
     # -- what the listener asks ----------------------------------------------------------
 

@@ -123,7 +123,7 @@ class SlaService:
         self.evaluation_cache = evaluation_cache or EvaluationCache()
         """Every conversation's latest evaluation; a cycle refreshes what changed or fell due."""
         self.last_evaluations: list[Evaluation] = []
-        """Every conversation's latest evaluation after the last ``decide`` (for the metrics)."""
+        """Every conversation's latest evaluation after the last ``decide``, and the check-ins."""
         self._extra_headers = tuple(rules.markers.action_plan.headers) + tuple(
             rules.markers.waiting_on_client.headers
         )

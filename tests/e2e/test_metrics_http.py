@@ -93,6 +93,7 @@ accounts:
   - name: Globex
     domains: [globex.example]
     owner: {OWNER}
+    check_in_every: 7d
 http:
   listen: 127.0.0.1:{port}
 """,
@@ -109,10 +110,10 @@ def test_metrics_and_health_follow_the_daemon_and_its_mailbox(
 ) -> None:
     """After a client mail is acknowledged /metrics shows it; a stopped server shows in /healthz.
 
-    The conversation is counted as awaiting its action plan for Globex and one auto_ack
-    was sent; /healthz is 200 ``ok``, then 503 naming the mailbox once Dovecot has been
-    down for more than 3 poll intervals, and 200 again (with a reconnect counted) after
-    it is back.
+    The conversation is counted once as awaiting its action plan for Globex (though
+    Globex's check-in carries its status too) and one auto_ack was sent; /healthz is 200
+    ``ok``, then 503 naming the mailbox once Dovecot has been down for more than 3 poll
+    intervals, and 200 again (with a reconnect counted) after it is back.
     """
     monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
     server = private_dovecot()

@@ -11,8 +11,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from sla_daemon.adapters.store import Store
+from sla_daemon.conversation_counts import ConversationCounts
 from sla_daemon.core.engine import evaluate
-from sla_daemon.core.model import Rules
+from sla_daemon.core.model import ClockName, Rules
 from sla_daemon.evaluation_cache import EvaluationCache, Refresh
 from tests.unit.builders import GLOBEX, NOW, client_mail, rules, team_reply
 from tests.unit.test_evaluation_cache import CountingReader, _store
@@ -174,3 +175,32 @@ def test_check_ins_from_summaries_equal_those_of_a_full_evaluation(tmp_path: Pat
     full.refresh(store, checked, at)
     expected = full.check_ins(checked, at)
     assert expected and kept.check_ins(checked, at) == expected
+
+
+def test_the_counts_a_start_keeps_follow_every_change_after_it(tmp_path: Path) -> None:
+    """A start's counts (from its summaries) stay those of its evaluations at every refresh.
+
+    Through new mail, a merge, and the open request's breach, the counts the metrics
+    show equal a count of every evaluation made from scratch.
+    """
+    store = _store(tmp_path)
+    _run(store, NOW)
+    cache, _, _ = _start(store, NOW + timedelta(minutes=1))
+    assert cache.counts() == ConversationCounts.of(cache.evaluations())
+    assert sum(cache.counts().by_state().values()) == 2  # the newsletter promises nothing
+    store.add_message(client_mail("more", 0, in_reply_to="planned"), "c-planned", NOW)
+    steps = [
+        NOW + timedelta(minutes=2),
+        NOW + timedelta(minutes=3),
+        NOW + timedelta(hours=50),
+    ]
+    for step, at in enumerate(steps):
+        if step == 1:
+            store.merge_conversation("c-news", into="c-open")
+        cache.refresh(store, rules(), at)
+        assert cache.counts() == ConversationCounts.of(cache.evaluations()), at
+    # Both requests left unanswered past their deadlines: the last step counted breaches.
+    assert cache.counts().by_breach() == {
+        (ClockName.ACKNOWLEDGE, "Globex"): 2,
+        (ClockName.ACTION_PLAN, "Globex"): 2,
+    }

@@ -11,6 +11,7 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from sla_daemon.adapters.web import web_app
+from sla_daemon.conversation_counts import ConversationCounts
 from sla_daemon.core.model import (
     ClockName,
     ConversationState,
@@ -90,8 +91,11 @@ def test_metrics_take_in_a_cycle_report_and_its_evaluations() -> None:
         _status(ConversationState.AWAITING_ACK, "Globex", (ClockName.ACKNOWLEDGE,)),
         _status(ConversationState.CLOSED, None),
     ]
-    metrics.observe_cycle(report, evaluations, {"pending": 3, "held": 1}, None)
-    metrics.observe_cycle(CycleReport(synced=["support"]), evaluations[:1], {}, None)
+    counts = ConversationCounts.of(evaluations)
+    metrics.observe_cycle(report, counts, {"pending": 3, "held": 1}, None)
+    metrics.observe_cycle(
+        CycleReport(synced=["support"]), ConversationCounts.of(evaluations[:1]), {}, None
+    )
     clock.advance(timedelta(seconds=42))
 
     samples = _samples(metrics)
@@ -113,7 +117,7 @@ def test_breaches_are_counted_by_clock_and_account() -> None:
     """A breached conversation shows in ``sla_daemon_breaches`` under its clock."""
     metrics = DaemonMetrics(ManualClock(T0))
     breached = _status(ConversationState.AWAITING_ACK, "Globex", (ClockName.ACKNOWLEDGE,))
-    metrics.observe_cycle(CycleReport(), [breached], {}, None)
+    metrics.observe_cycle(CycleReport(), ConversationCounts.of([breached]), {}, None)
     samples = _samples(metrics)
     key = ("sla_daemon_breaches", (("account", "Globex"), ("clock", "acknowledge")))
     assert samples[key] == 1
