@@ -244,9 +244,8 @@ class MessageRecords(Tables):
 
     def conversation_ids(self) -> list[str]:
         """Every conversation that holds at least one message, oldest activity first."""
-        rows = self._db.execute(
-            "SELECT conversation_id FROM messages GROUP BY conversation_id "
-            "ORDER BY MIN(arrived_at), conversation_id"
+        rows = self._db.execute(  # the index of schema 9: no sort
+            "SELECT conversation_id FROM conversations ORDER BY first_arrived_at, conversation_id"
         )
         return [row[0] for row in rows]
 

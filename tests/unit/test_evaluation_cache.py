@@ -170,3 +170,45 @@ def test_schema_5_database_migrates_to_the_change_journal(tmp_path: Path) -> Non
     store.add_message(client_mail("m2", 1), "c-2", NOW)
     store.forget_changes(upto)
     assert store.changed_conversations()[1] == ["c-2"]
+
+
+def _grouped_ids(store: Store) -> list[str]:
+    """The conversations as grouping every message lists them, oldest activity first."""
+    rows = store._db.execute(
+        "SELECT conversation_id FROM messages GROUP BY conversation_id "
+        "ORDER BY MIN(arrived_at), conversation_id"
+    )
+    return [row[0] for row in rows]
+
+
+def test_schema_8_database_migrates_to_the_ordered_conversations(tmp_path: Path) -> None:
+    """A schema-8 database opens with its conversations listed, oldest activity first.
+
+    After the migration, stored messages, a merge and a changed arrival keep the list
+    equal to what grouping every message gives; a conversation merged away is gone.
+    """
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path, isolation_level=None)
+    for migration in MIGRATIONS[:8]:
+        db.executescript(migration)
+    db.execute("PRAGMA user_version = 8")
+    for message_id, conversation_id, hours_ago in (("m0", "c-0", 3), ("m1", "c-1", 5)):
+        at = (NOW - timedelta(hours=hours_ago)).isoformat()
+        db.execute(
+            "INSERT INTO messages VALUES (?, ?, ?, '{}', ?)", (message_id, conversation_id, at, at)
+        )
+    db.close()
+    store = Store(path)
+    assert store.schema_version == SCHEMA_VERSION >= 9
+    assert store.conversation_ids() == ["c-1", "c-0"] == _grouped_ids(store)
+    store.add_message(client_mail("m2", 9), "c-2", NOW)
+    store.add_message(client_mail("m3", 1), "c-1", NOW)
+    assert store.conversation_ids() == ["c-2", "c-1", "c-0"] == _grouped_ids(store)
+    store.merge_conversation("c-2", into="c-0")
+    assert store.conversation_ids() == ["c-0", "c-1"] == _grouped_ids(store)
+    store._db.execute(
+        "UPDATE messages SET arrived_at = ? WHERE message_id = 'm2'", (NOW.isoformat(),)
+    )
+    assert store.conversation_ids() == ["c-1", "c-0"] == _grouped_ids(store)
+    store._db.execute("DELETE FROM messages WHERE conversation_id = 'c-1'")
+    assert store.conversation_ids() == ["c-0"] == _grouped_ids(store)
