@@ -3,10 +3,9 @@
 One ``DaemonMetrics`` lives as long as the process: a reload builds a new service but
 keeps these figures (counters go on counting). It is updated after every cycle from the
 cycle's report and the conversation counts the evaluation cache keeps (nothing is
-evaluated or walked again), and
-the IMAP sources count their reconnects into it. Times since the last sync are computed
-when scraped, so a hung loop shows as a growing number. The metric names and labels are
-listed in docs/operations.md.
+evaluated or walked again), and the IMAP sources count their reconnects into it. Times
+since the last sync are computed when scraped, so a hung loop shows as a growing number.
+The metric names and labels are listed in docs/operations.md.
 """
 
 from __future__ import annotations
